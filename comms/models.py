@@ -1,0 +1,1 @@
+"""Models arrive with their issue; the app shell is installed so migrations stay in order."""
