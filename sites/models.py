@@ -35,9 +35,7 @@ class Site(models.Model):
     deliveries in the site's local time zone.
     """
 
-    organization = models.OneToOneField(
-        Organization, on_delete=models.PROTECT, related_name="site"
-    )
+    organization = models.OneToOneField(Organization, on_delete=models.PROTECT, related_name="site")
     # Pinned to 'site' and tied to the organisation's kind by a composite foreign key (migration).
     organization_kind = models.CharField(
         max_length=10, default=OrganizationKind.SITE, editable=False
@@ -107,8 +105,10 @@ MILESTONE_ORDER = (
 
 
 def _not_before(earlier: str, later: str) -> Q:
-    return Q(**{f"{earlier}__isnull": True}) | Q(**{f"{later}__isnull": True}) | Q(
-        **{f"{later}__gte": F(earlier)}
+    return (
+        Q(**{f"{earlier}__isnull": True})
+        | Q(**{f"{later}__isnull": True})
+        | Q(**{f"{later}__gte": F(earlier)})
     )
 
 
@@ -138,6 +138,7 @@ class StudySite(models.Model):
 
     class Meta:
         ordering = ["study__code", "site__name"]
+        permissions = [("record_training", "Can record training at the study-site")]
         constraints = [
             models.UniqueConstraint(fields=["study", "site"], name="study_site_unique"),
             models.CheckConstraint(

@@ -138,12 +138,18 @@ def embedded_postgres() -> Iterator[None]:
     process = subprocess.Popen(
         [
             str(_pg_bin() / "postgres"),
-            "-D", str(pgdata),
-            "-h", "127.0.0.1",
-            "-p", str(EMBEDDED_PG_PORT),
-            "-k", "",
-            "-c", "fsync=off" if os.environ.get("TRIALHUB_EMBEDDED_FAST") else "fsync=on",
-            "-c", "max_connections=200",
+            "-D",
+            str(pgdata),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(EMBEDDED_PG_PORT),
+            "-k",
+            "",
+            "-c",
+            "fsync=off" if os.environ.get("TRIALHUB_EMBEDDED_FAST") else "fsync=on",
+            "-c",
+            "max_connections=200",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -163,10 +169,10 @@ def embedded_postgres() -> Iterator[None]:
 def _pg_version() -> str:
     import psycopg2
 
-    with contextlib.closing(psycopg2.connect(_admin_dsn())) as connection:
-        with connection.cursor() as cursor:
-            cursor.execute("SHOW server_version")
-            return cursor.fetchone()[0]
+    connection = psycopg2.connect(_admin_dsn())
+    with contextlib.closing(connection), connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        return cursor.fetchone()[0]
 
 
 def _admin_dsn() -> str:
@@ -207,12 +213,18 @@ def embedded_redis() -> Iterator[None]:
     process = subprocess.Popen(
         [
             str(binary),
-            "--bind", "127.0.0.1",
-            "--port", str(EMBEDDED_REDIS_PORT),
-            "--dir", str(redis_dir),
-            "--save", "60 1",
-            "--appendonly", "no",
-            "--logfile", str(DATA_DIR / "redis.log"),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(EMBEDDED_REDIS_PORT),
+            "--dir",
+            str(redis_dir),
+            "--save",
+            "60 1",
+            "--appendonly",
+            "no",
+            "--logfile",
+            str(DATA_DIR / "redis.log"),
         ],
         preexec_fn=_die_with_parent,  # noqa: PLW1509 - needed for PDEATHSIG
     )

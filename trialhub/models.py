@@ -136,6 +136,7 @@ class Study(models.Model):
         permissions = [
             ("edit_responsibility_matrix", "Can edit the responsibility matrix"),
             ("assign_roles", "Can assign roles on the study"),
+            ("manage_study_sites", "Can update the study's study-sites"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -218,6 +219,9 @@ class MatrixRevision(models.Model):
     class Meta:
         ordering = ["-changed_at", "-id"]
 
+    def __str__(self) -> str:
+        return f"{self.study.code} matrix change at {self.changed_at:%Y-%m-%d %H:%M}"
+
 
 class MatrixChange(models.Model):
     revision = models.ForeignKey(MatrixRevision, on_delete=models.CASCADE, related_name="changes")
@@ -228,6 +232,9 @@ class MatrixChange(models.Model):
 
     class Meta:
         ordering = ["area", "organization__name"]
+
+    def __str__(self) -> str:
+        return f"{self.area}/{self.organization}: {self.old_code or '—'} → {self.new_code or '—'}"
 
 
 class DateRange(Func):

@@ -1,0 +1,138 @@
+"""Reads with tenancy applied first (PRODUCT.md "Who sees what").
+
+Every function takes the requesting user and returns only what is in that user's reach; with
+no user, no membership or an anonymous user it returns nothing. The ``*_for_user(user, id)``
+helpers raise ``Http404`` for missing and not-yours alike, so existence is never disclosed.
+List queries are plain foreign-key filters (no per-object permission checks).
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Prefetch, Q, QuerySet
+from django.http import Http404
+
+from trialhub.models import (
+    Area,
+    Engagement,
+    MatrixChange,
+    MatrixRevision,
+    Organization,
+    OrganizationKind,
+    ResponsibilityEntry,
+    RoleAssignment,
+    Study,
+)
+from trialhub.permissions import membership_of
+
+User = get_user_model()
+
+
+def _organization_reach(organization: Organization) -> Q:
+    """Studies an organisation takes part in at all, whoever in it is asking."""
+    if organization.kind == OrganizationKind.SPONSOR:
+        return Q(sponsor=organization)
+    if organization.kind == OrganizationKind.CRO:
+        return Q(id__in=Engagement.objects.filter(cro=organization).values("study_id"))
+    return Q(study_sites__site__organization=organization)
+
+
+def studies_for_user(user: AbstractBaseUser | None) -> QuerySet[Study]:
+    """Studies the user may see: in the organisation's reach and, unless the user is an
+    organisation admin, held through an active role assignment."""
+    membership = membership_of(user)
+    if membership is None:
+        return Study.objects.none()
+    studies = Study.objects.filter(_organization_reach(membership.organization))
+    if not membership.is_org_admin:
+        assigned = RoleAssignment.objects.active().filter(user=user).values("study_id")
+        studies = studies.filter(id__in=assigned)
+    return studies.select_related("sponsor")
+
+
+def study_for_user(user: AbstractBaseUser | None, study_id: int | str) -> Study:
+    """The study with this id if the user may see it; ``Http404`` otherwise."""
+    try:
+        return studies_for_user(user).get(pk=int(study_id))
+    except (Study.DoesNotExist, TypeError, ValueError):
+        raise Http404("No such study.") from None
+
+
+def role_assignments_for_user(user: AbstractBaseUser | None) -> QuerySet[RoleAssignment]:
+    """Assignments (active and ended) on the user's studies. Site users see study-level
+    assignments and those of their own site, never another site's people."""
+    membership = membership_of(user)
+    if membership is None:
+        return RoleAssignment.objects.none()
+    assignments = RoleAssignment.objects.filter(study__in=studies_for_user(user))
+    if membership.organization.kind == OrganizationKind.SITE:
+        assignments = assignments.filter(
+            Q(study_site__isnull=True) | Q(study_site__site__organization=membership.organization)
+        )
+    return assignments.select_related(
+        "user__membership__organization", "study", "study_site__site", "created_by", "ended_by"
+    )
+
+
+def role_assignment_for_user(user: AbstractBaseUser | None, assignment_id: int | str):
+    try:
+        return role_assignments_for_user(user).get(pk=int(assignment_id))
+    except (RoleAssignment.DoesNotExist, TypeError, ValueError):
+        raise Http404("No such role assignment.") from None
+
+
+def users_for_user(user: AbstractBaseUser | None) -> QuerySet:
+    """People the user may assign or address: their own organisation, plus everyone holding
+    an active role the user can see on the user's studies."""
+    membership = membership_of(user)
+    if membership is None:
+        return User.objects.none()
+    on_my_studies = role_assignments_for_user(user).active().values("user_id")
+    return (
+        User.objects.filter(is_active=True, membership__isnull=False)
+        .filter(Q(membership__organization=membership.organization) | Q(id__in=on_my_studies))
+        .select_related("membership__organization")
+        .order_by("last_name", "first_name", "username")
+    )
+
+
+def user_for_user(user: AbstractBaseUser | None, user_id: int | str):
+    try:
+        return users_for_user(user).get(pk=int(user_id))
+    except (User.DoesNotExist, TypeError, ValueError):
+        raise Http404("No such person.") from None
+
+
+def study_parties(study: Study) -> list[Organization]:
+    """The parties of a study's matrix: its sponsor, then each engaged CRO."""
+    cros = [engagement.cro for engagement in study.engagements.select_related("cro")]
+    return [study.sponsor, *cros]
+
+
+def responsibility_matrix(study: Study) -> dict:
+    """The matrix as the API shapes it: parties and one entry per (area, party)."""
+    entries = ResponsibilityEntry.objects.filter(study=study).order_by("area", "organization_id")
+    area_order = {area: index for index, area in enumerate(Area.values)}
+    return {
+        "study": study.id,
+        "parties": study_parties(study),
+        "entries": sorted(
+            (
+                {"area": entry.area, "organization": entry.organization_id, "code": entry.code}
+                for entry in entries
+            ),
+            key=lambda entry: (area_order[entry["area"]], entry["organization"]),
+        ),
+    }
+
+
+def matrix_revisions(study: Study) -> QuerySet[MatrixRevision]:
+    """The study's matrix change history, newest first, with the changed cells."""
+    return (
+        MatrixRevision.objects.filter(study=study)
+        .select_related("changed_by")
+        .prefetch_related(
+            Prefetch("changes", queryset=MatrixChange.objects.select_related("organization"))
+        )
+    )
