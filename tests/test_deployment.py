@@ -23,7 +23,9 @@ def _names(pattern: str, path: Path) -> set[str]:
 
 def settings_variables() -> set[str]:
     """Names settings.py reads: ``env("NAME"`` and ``env.<type>("NAME"``."""
-    return _names(r"""\benv(?:\.\w+)?\(\s*["']([A-Z][A-Z0-9_]*)["']""", ROOT / "trialhub/settings.py")
+    return _names(
+        r"""\benv(?:\.\w+)?\(\s*["']([A-Z][A-Z0-9_]*)["']""", ROOT / "trialhub/settings.py"
+    )
 
 
 def embedded_variables() -> set[str]:
