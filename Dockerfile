@@ -17,7 +17,8 @@ WORKDIR /app
 COPY pyproject.toml /tmp/build/pyproject.toml
 RUN pip install /tmp/build && rm -rf /tmp/build
 
-COPY --chown=trialhub:trialhub . /app
+# The code stays owned by root: the application user can read it, not change it.
+COPY . /app
 
 # Static files are collected at build time; these values exist only for this step.
 RUN DEBUG=false \
