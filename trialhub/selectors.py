@@ -131,7 +131,7 @@ def matrix_revisions(study: Study) -> QuerySet[MatrixRevision]:
     """The study's matrix change history, newest first, with the changed cells."""
     return (
         MatrixRevision.objects.filter(study=study)
-        .select_related("changed_by")
+        .select_related("changed_by__membership__organization")
         .prefetch_related(
             Prefetch("changes", queryset=MatrixChange.objects.select_related("organization"))
         )

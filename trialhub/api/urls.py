@@ -1,1 +1,38 @@
-urlpatterns = []
+"""API v1 routes (mounted under /api/v1/ by ``trialhub.urls``)."""
+
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from sites.api import StudySiteListView, StudySiteViewSet
+from trialhub.api.views import (
+    MatrixHistoryView,
+    MatrixView,
+    MeView,
+    RoleAssignmentViewSet,
+    StudyViewSet,
+    TokenObtainView,
+    UserViewSet,
+)
+
+router = SimpleRouter()
+router.register("studies", StudyViewSet, basename="api-study")
+router.register("study-sites", StudySiteViewSet, basename="api-study-site")
+router.register("role-assignments", RoleAssignmentViewSet, basename="api-role-assignment")
+router.register("users", UserViewSet, basename="api-user")
+
+urlpatterns = [
+    path("auth/token/", TokenObtainView.as_view(), name="api-token"),
+    path("me/", MeView.as_view(), name="api-me"),
+    path("studies/<int:study_id>/sites/", StudySiteListView.as_view(), name="api-study-sites"),
+    path(
+        "studies/<int:study_id>/responsibilities/",
+        MatrixView.as_view(),
+        name="api-study-responsibilities",
+    ),
+    path(
+        "studies/<int:study_id>/responsibilities/history/",
+        MatrixHistoryView.as_view(),
+        name="api-study-responsibility-history",
+    ),
+    *router.urls,
+]
