@@ -9,6 +9,13 @@ from rest_framework.test import APIClient
 from tests.factories import build_world
 
 
+def pytest_configure(config):
+    from django.conf import settings
+
+    # Password hashing is not under test; the real hasher makes every fixture user slow.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def world(db):
     return build_world()

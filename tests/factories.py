@@ -136,9 +136,7 @@ def build_world() -> SimpleNamespace:
     assign(actor=a, user=w.cro_pm, role=StudyRole.CRO_PM, study=w.study_a)
     assign(actor=b, user=w.cro_pm, role=StudyRole.CRO_PM, study=w.study_b)
     assign(actor=b, user=w.cro_b_pm, role=StudyRole.CRO_PM, study=w.study_b)
-    w.cra_assignment = assign(
-        actor=w.cro_pm, user=w.cra, role=StudyRole.CRA, study_site=w.ss_a1
-    )
+    w.cra_assignment = assign(actor=w.cro_pm, user=w.cra, role=StudyRole.CRA, study_site=w.ss_a1)
     assign(actor=w.cro_pm, user=w.cra, role=StudyRole.CRA, study_site=w.ss_b1)
     coordinator = StudyRole.SITE_COORDINATOR
     assign(actor=w.cro_pm, user=w.site_coord_1, role=coordinator, study_site=w.ss_a1)

@@ -43,7 +43,7 @@ ROLE_STUDY_SITE_PERMISSIONS: dict[str, frozenset[str]] = {
 ORG_ADMIN_STUDY_PERMISSIONS: dict[str, frozenset[str]] = {
     OrganizationKind.SPONSOR: ROLE_STUDY_PERMISSIONS[StudyRole.SPONSOR_LEAD],
     OrganizationKind.CRO: ROLE_STUDY_PERMISSIONS[StudyRole.CRO_PM],
-    OrganizationKind.SITE: frozenset({VIEW_STUDY}),
+    OrganizationKind.SITE: frozenset({VIEW_STUDY, ASSIGN_ROLES}),
 }
 ORG_ADMIN_STUDY_SITE_PERMISSIONS: dict[str, frozenset[str]] = {
     OrganizationKind.SPONSOR: frozenset({VIEW_STUDY_SITE, CHANGE_STUDY_SITE}),
