@@ -41,8 +41,13 @@ def member_create(
     email: str = "",
     job_title: str = "",
     is_org_admin: bool = False,
+    password_hash: str | None = None,
 ):
-    """Create a user and their membership in one step: every user belongs to one organisation."""
+    """Create a user and their membership in one step: every user belongs to one organisation.
+
+    ``password_hash`` (from ``make_password``) may stand in for ``password`` when many users
+    share one, as in demo data: hashing is deliberately slow.
+    """
     if User.objects.filter(username=username).exists():
         raise ValidationError({"username": f"The username {username!r} is taken."})
     user = User.objects.create_user(
@@ -52,6 +57,9 @@ def member_create(
         last_name=last_name,
         email=email,
     )
+    if password_hash is not None:
+        user.password = password_hash
+        user.save(update_fields=["password"])
     Membership.objects.create(
         user=user, organization=organization, job_title=job_title, is_org_admin=is_org_admin
     )

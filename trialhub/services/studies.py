@@ -6,6 +6,7 @@ import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from trialhub.models import (
     Area,
@@ -67,14 +68,25 @@ def study_create(
 
 @transaction.atomic
 def engagement_create(
-    *, study: Study, cro: Organization, scope: str = "", actor=None
+    *,
+    study: Study,
+    cro: Organization,
+    scope: str = "",
+    start_date: datetime.date | None = None,
+    actor=None,
 ) -> Engagement:
     """Engage a CRO on a study; it joins the matrix as Informed on every area."""
     if cro.kind != OrganizationKind.CRO:
         raise ValidationError({"cro": "Only a CRO can be engaged on a study."})
     if Engagement.objects.filter(study=study, cro=cro).exists():
         raise ValidationError({"cro": f"{cro.name} is already engaged on {study.code}."})
-    engagement = Engagement.objects.create(study=study, cro=cro, scope=scope, created_by=actor)
+    engagement = Engagement.objects.create(
+        study=study,
+        cro=cro,
+        scope=scope,
+        start_date=start_date or timezone.localdate(),
+        created_by=actor,
+    )
     _add_party(study, cro, Raci.INFORMED, actor, f"{cro.name} engaged: Informed.")
     return engagement
 

@@ -15,9 +15,11 @@ the ``performance`` and ``comms`` apps extend this command with them alongside t
 from __future__ import annotations
 
 import datetime
+import functools
 import unicodedata
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
@@ -137,13 +139,20 @@ def _member(row: tuple, organizations: Organizations, *, is_org_admin: bool = Fa
     member_create(
         organization=organizations[organization_key],
         username=username,
-        password=demo.DEMO_PASSWORD,
+        password=None,
+        password_hash=_demo_password_hash(),
         first_name=first_name,
         last_name=last_name,
         email=_email(first_name, last_name),
         job_title=job_title,
         is_org_admin=is_org_admin,
     )
+
+
+@functools.cache
+def _demo_password_hash() -> str:
+    """One hash for the shared demo password: hashing each of 20+ users would take seconds."""
+    return make_password(demo.DEMO_PASSWORD)
 
 
 def _email(first_name: str, last_name: str) -> str:
@@ -190,7 +199,9 @@ def _study(row: dict, organizations: Organizations, today: datetime.date) -> Non
     for cro_key, scope in row["cros"].items():
         cro = organizations[cro_key]
         if not Engagement.objects.filter(study=study, cro=cro).exists():
-            engagement_create(study=study, cro=cro, scope=scope, actor=lead)
+            engagement_create(
+                study=study, cro=cro, scope=scope, start_date=study.planned_start, actor=lead
+            )
 
 
 def _assign(user, role: str, *, actor, start, study=None, study_site=None, end=None, reason=""):
