@@ -48,8 +48,8 @@ class StudySiteChoiceField(forms.ModelChoiceField):
 
 
 class TrainingRecordForm(forms.Form):
-    study_site = StudySiteChoiceField(label="Study", queryset=None)
-    user = PersonChoiceField(label="Staff member", queryset=None)
+    study_site = StudySiteChoiceField(label="Study", queryset=None, empty_label="Choose a study…")
+    user = PersonChoiceField(label="Staff member", queryset=None, empty_label="Choose a person…")
     kind = forms.ChoiceField(label="Kind", choices=TrainingKind.choices)
     title = forms.CharField(label="Training", max_length=200)
     completed_on = forms.DateField(label="Completed on", widget=DATE_INPUT)

@@ -185,15 +185,7 @@ class RoleAssignmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     managers, organisation admins), where the service checks who may assign what; the history
     is never deleted."""
 
-    list_display = (
-        "user",
-        "role",
-        "study",
-        "study_site",
-        "start_date",
-        "end_date",
-        "end_reason",
-    )
+    list_display = ("user", "role", "study", "study_site", "start_date", "end_date", "end_reason")
     list_filter = ("role", "study", ("end_date", admin.EmptyFieldListFilter))
     list_select_related = ("user", "study", "study_site__site", "study_site__study")
     search_fields = ("user__username", "user__last_name", "study__code", "end_reason")

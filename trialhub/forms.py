@@ -109,7 +109,7 @@ class RoleAssignmentForm(forms.Form):
     """Assign a person to a role on the study or on one of its study-sites."""
 
     role = forms.ChoiceField(label="Role")
-    user = PersonChoiceField(label="Person", queryset=None)
+    user = PersonChoiceField(label="Person", queryset=None, empty_label="Choose a person…")
     study_site = StudySiteChoiceField(
         label="Site",
         queryset=None,
@@ -128,7 +128,8 @@ class RoleAssignmentForm(forms.Form):
     def __init__(self, *args, roles, people, study_sites, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["role"].choices = [
-            (role, label) for role, label in StudyRole.choices if role in roles
+            ("", "Choose a role…"),
+            *((role, label) for role, label in StudyRole.choices if role in roles),
         ]
         self.fields["user"].queryset = people
         self.fields["study_site"].queryset = study_sites

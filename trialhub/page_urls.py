@@ -2,18 +2,22 @@
 
 from django.urls import path
 
-from trialhub import views
+from trialhub.views import assignments, dashboard, studies
 
 urlpatterns = [
-    path("", views.dashboard, name="dashboard"),
-    path("studies/", views.study_list, name="study-list"),
-    path("studies/<int:study_id>/", views.study_detail, name="study-detail"),
-    path("studies/<int:study_id>/matrix/", views.study_matrix, name="study-matrix"),
-    path("studies/<int:study_id>/assignments/", views.study_assignments, name="study-assignments"),
+    path("", dashboard.dashboard, name="dashboard"),
+    path("studies/", studies.study_list, name="study-list"),
+    path("studies/<int:study_id>/", studies.study_detail, name="study-detail"),
+    path("studies/<int:study_id>/matrix/", studies.study_matrix, name="study-matrix"),
+    path(
+        "studies/<int:study_id>/assignments/",
+        assignments.study_assignments,
+        name="study-assignments",
+    ),
     path(
         "studies/<int:study_id>/assignments/<int:assignment_id>/end/",
-        views.assignment_end,
+        assignments.assignment_end,
         name="assignment-end",
     ),
-    path("assignments/", views.managed_studies, name="managed-studies"),
+    path("assignments/", assignments.managed_studies, name="managed-studies"),
 ]

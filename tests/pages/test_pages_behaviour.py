@@ -291,7 +291,7 @@ def test_study_site_edit_saves_and_reports_milestone_order_errors(world, client_
 def test_cro_pm_dashboard_shows_sites_without_a_cra_and_recent_changes(world, client_as):
     role_assignment_end(assignment=world.cra_assignment, actor=world.cro_pm, reason="Left us")
     page = text(client_as(world.cro_pm).get("/"))
-    uncovered = page.split("Sites without an active CRA")[1].split("CRA changes")[0]
+    uncovered = page.split("Open sites without an active CRA")[1].split("CRA changes")[0]
     assert "Site Two" in uncovered and "Site Three" in uncovered
     assert "Site One" in uncovered.split("B-001")[0], "site 1 of A lost its CRA"
     changes = page.split("CRA changes in the last 90 days")[1]
@@ -400,3 +400,14 @@ def test_log_out_is_a_post(world, client_as):
     client = client_as(world.cra)
     assert client.post("/accounts/logout/").status_code == 302
     assert client.get("/").status_code == 302
+
+
+def test_closed_sites_are_not_listed_as_needing_a_cra(world, client_as):
+    from sites.models import StudySite
+
+    role_assignment_end(assignment=world.cra_assignment, actor=world.cro_pm, reason="Site closed")
+    StudySite.objects.filter(pk=world.ss_a1.pk).update(status="closed")
+    page = text(client_as(world.cro_pm).get("/"))
+    uncovered = page.split("Open sites without an active CRA")[1].split("CRA changes")[0]
+    assert "Site One" not in uncovered
+    assert "Site Two" in uncovered
