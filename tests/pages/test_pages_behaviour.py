@@ -299,7 +299,9 @@ def test_cro_pm_dashboard_shows_sites_without_a_cra_and_recent_changes(world, cl
 
 
 def test_cra_dashboard_lists_the_sites_it_monitors(world, client_as):
-    page = text(client_as(world.cra).get("/"))
+    response = client_as(world.cra).get("/")
+    assert b'href="/assignments/"' not in response.content, "a CRA assigns no roles"
+    page = text(response)
     assert "Sites you monitor" in page
     assert "Site One" in page
     assert "Site Two" not in page
@@ -411,3 +413,32 @@ def test_closed_sites_are_not_listed_as_needing_a_cra(world, client_as):
     uncovered = page.split("Open sites without an active CRA")[1].split("CRA changes")[0]
     assert "Site One" not in uncovered
     assert "Site Two" in uncovered
+
+
+def test_site_admin_assigns_site_staff_at_their_own_site(world, client_as):
+    from tests.factories import member
+
+    site_admin = member(world.site_org_1, "site_admin_1", admin=True)
+    client = client_as(site_admin)
+    assert b'href="/assignments/"' in client.get("/").content, "Assignments in the navigation"
+    url = f"/studies/{world.study_a.id}/assignments/"
+    page = client.get(url)
+    assert page.status_code == 200
+    roles = page.content.decode().split('name="assign-role"')[1].split("</select>")[0]
+    assert 'value="principal_investigator"' in roles and 'value="cra"' not in roles
+    response = client.post(
+        url,
+        {
+            "assign-role": StudyRole.PRINCIPAL_INVESTIGATOR,
+            "assign-user": world.site_coord_1.id,
+            "assign-study_site": world.ss_a1.id,
+        },
+    )
+    assert response.status_code == 302
+    assert (
+        RoleAssignment.objects.active()
+        .filter(
+            user=world.site_coord_1, role=StudyRole.PRINCIPAL_INVESTIGATOR, study_site=world.ss_a1
+        )
+        .exists()
+    )

@@ -27,11 +27,12 @@ def demo_logins_shown() -> bool:
 
 @register.simple_tag(takes_context=True)
 def assigns_roles(context) -> bool:
-    """Whether to show the Assignments navigation entry: sponsor and CRO managers, i.e.
-    organisation admins and holders of a role that may hand out roles (one query, cached)."""
+    """Whether to show the Assignments navigation entry: organisation admins whose kind hands
+    out roles, and holders of a role that may (sponsor leads, CRO project managers); one query,
+    cached on the user."""
     user = context.get("user")
     membership = membership_of(user)
-    if membership is None or membership.organization.kind not in ("sponsor", "cro"):
+    if membership is None:
         return False
     if not hasattr(user, "_trialhub_assigns_roles"):
         user._trialhub_assigns_roles = bool(
