@@ -103,11 +103,10 @@ def _assignment_form(user, study: Study, roles: frozenset[str], data=None) -> Ro
     study_sites = study_sites_for_user(user, study).order_by("site__name")
     if OrganizationKind.SITE in kinds:
         organizations |= Q(membership__organization__in=study_sites.values("site__organization"))
-    people = users_for_user(user).filter(organizations) if organizations else None
     return RoleAssignmentForm(
         data,
         roles=roles,
-        people=people if people is not None else users_for_user(user).none(),
+        people=users_for_user(user).filter(organizations),  # roles is never empty here
         study_sites=study_sites,
         prefix="assign",
     )
