@@ -34,3 +34,14 @@ def test_site_user_sees_only_own_study_sites_and_people(world):
     people = {user.id for user in users_for_user(world.site_coord_1)}
     assert world.site_coord_3.id not in people
     assert world.cro_pm.id in people
+
+
+@pytest.mark.django_db
+def test_people_in_reach_include_partners_without_a_role_but_not_other_tenants(world):
+    lead_a = {user.username for user in users_for_user(world.sponsor_lead_a)}
+    assert {"cra_2", "coord_1", "coord_2", "cro_pm"} <= lead_a
+    assert not {"cro_b_pm", "coord_3", "lead_b", "sponsor_b_admin"} & lead_a
+    cro_b = {user.username for user in users_for_user(world.cro_b_pm)}
+    assert "lead_a" not in cro_b and "coord_2" not in cro_b
+    coord_2 = {user.username for user in users_for_user(world.site_coord_2)}
+    assert "cra_2" not in coord_2, "site people see only those already on their studies"

@@ -89,11 +89,26 @@ def users_for_user(user: AbstractBaseUser | None) -> QuerySet:
     if membership is None:
         return User.objects.none()
     on_my_studies = role_assignments_for_user(user).active().values("user_id")
+    reach = Q(membership__organization=membership.organization) | Q(id__in=on_my_studies)
+    if membership.organization.kind != OrganizationKind.SITE:
+        # Sponsors and CROs staff studies: they also need the people of their partner
+        # organisations who hold no role yet. Site people see only those already on a study.
+        reach |= Q(membership__organization__in=_partner_organizations(user))
     return (
         User.objects.filter(is_active=True, membership__isnull=False)
-        .filter(Q(membership__organization=membership.organization) | Q(id__in=on_my_studies))
+        .filter(reach)
         .select_related("membership__organization")
         .order_by("last_name", "first_name", "username")
+    )
+
+
+def _partner_organizations(user) -> QuerySet[Organization]:
+    """The sponsors, engaged CROs and participating sites of the user's studies."""
+    studies = studies_for_user(user)
+    return Organization.objects.filter(
+        Q(studies__in=studies)
+        | Q(engagements__study__in=studies)
+        | Q(site__study_sites__study__in=studies)
     )
 
 

@@ -103,7 +103,10 @@ def test_users_filters(world, api_as):
     def usernames(query):
         return {row["username"] for row in client.get(f"/api/v1/users/?{query}").json()["results"]}
 
-    assert usernames(f"organization={world.cro.id}") == {"cro_pm", "cra"}
+    # The engaged CRO's people, also those without a role yet (cra_2), are hers to staff with.
+    assert usernames(f"organization={world.cro.id}") == {"cro_pm", "cra", "cra_2"}
+    # A CRO engaged only by another sponsor is out of reach.
+    assert usernames(f"organization={world.cro_b.id}") == set()
     assert usernames("role=site_coordinator") == {"coord_1", "coord_2"}
     assert usernames("role=cra") == {"cra"}
     assert usernames(f"role=cro_pm&organization={world.sponsor_a.id}") == set()
