@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Case, IntegerField, Prefetch, Q, QuerySet, Value, When
 from django.http import Http404
 
 from trialhub.models import (
@@ -142,12 +142,25 @@ def responsibility_matrix(study: Study) -> dict:
     }
 
 
+def _area_position() -> Case:
+    """Areas in their defined order (not alphabetical by slug)."""
+    return Case(
+        *(When(area=area, then=Value(index)) for index, area in enumerate(Area.values)),
+        output_field=IntegerField(),
+    )
+
+
 def matrix_revisions(study: Study) -> QuerySet[MatrixRevision]:
     """The study's matrix change history, newest first, with the changed cells."""
     return (
         MatrixRevision.objects.filter(study=study)
         .select_related("changed_by__membership__organization")
         .prefetch_related(
-            Prefetch("changes", queryset=MatrixChange.objects.select_related("organization"))
+            Prefetch(
+                "changes",
+                queryset=MatrixChange.objects.select_related("organization").order_by(
+                    _area_position(), "organization__name"
+                ),
+            )
         )
     )
