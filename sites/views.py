@@ -30,9 +30,14 @@ from sites.services import (
     training_record_create,
 )
 from trialhub.forms import add_service_errors
-from trialhub.permissions import CHANGE_STUDY_SITE, RECORD_TRAINING, has_study_site_permission
+from trialhub.permissions import (
+    CHANGE_STUDY_SITE,
+    RECORD_TRAINING,
+    has_study_site_permission,
+    study_site_ids_with_permission,
+)
 from trialhub.selectors import users_for_user
-from trialhub.views.common import paginate, study_site_ids_with_permission
+from trialhub.views.common import paginate
 
 
 def _preferences_form(site: Site, data=None) -> SitePreferencesForm:

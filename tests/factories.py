@@ -20,6 +20,19 @@ from trialhub.services import (
 
 User = get_user_model()
 PASSWORD = "test-pass-123"
+# The people of ``build_world`` for role x endpoint tables, plus an anonymous visitor.
+PERSONAS = (
+    "sponsor_lead_a",
+    "sponsor_viewer_a",
+    "sponsor_lead_b",
+    "cro_pm",
+    "cro_b_pm",
+    "cra",
+    "site_coord_1",
+    "site_coord_2",
+    "no_org_user",
+    "anonymous",
+)
 
 
 class OrganizationFactory(factory.django.DjangoModelFactory):

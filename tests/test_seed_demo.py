@@ -11,7 +11,6 @@ from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 from django.db import transaction
 from django.db.models import Count, Q
-from django.test import override_settings
 from django.utils import timezone
 from guardian.models import UserObjectPermission
 
@@ -43,8 +42,6 @@ MERIDIAN_RESPONSIBLE = {
     "protocol_amendments",
     "safety_comms",
 }
-# The production hasher takes most of a second per password; these tests are about the data.
-FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 pytestmark = pytest.mark.django_db
 
@@ -64,7 +61,6 @@ def seeded(django_db_setup, django_db_blocker):
     """Seed twice, once for the whole module, inside a transaction rolled back at the end."""
     with (
         django_db_blocker.unblock(),
-        override_settings(PASSWORD_HASHERS=FAST_HASHERS),
         transaction.atomic(),
     ):
         call_command("seed_demo", stdout=io.StringIO())

@@ -7,9 +7,16 @@ question, "you can see it, but may you change it?" (403 when not).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 from django.contrib.auth.models import AbstractBaseUser
+from guardian.core import ObjectPermissionChecker
 
 from trialhub.models import Membership, OrganizationKind, Study, StudyRole
+
+if TYPE_CHECKING:
+    from sites.models import StudySite
 
 # Object permissions on a Study.
 VIEW_STUDY = "view_study"
@@ -127,3 +134,26 @@ def has_study_site_permission(user: AbstractBaseUser, permission: str, study_sit
     ):
         return True
     return user.has_perm(f"sites.{permission}", study_site)
+
+
+def study_site_ids_with_permission(
+    user, permission: str, study_sites: Iterable[StudySite]
+) -> set[int]:
+    """``has_study_site_permission`` for many study-sites at a constant number of queries:
+    organisation admins and study managers by rule, everyone else by one guardian prefetch."""
+    study_sites = list(study_sites)
+    membership = membership_of(user)
+    if membership is None or not study_sites:
+        return set()
+    if membership.is_org_admin and (
+        permission in ORG_ADMIN_STUDY_SITE_PERMISSIONS[membership.organization.kind]
+    ):
+        return {study_site.id for study_site in study_sites}
+    allowed: set[int] = set()
+    if permission == CHANGE_STUDY_SITE:
+        for study in {study_site.study for study_site in study_sites}:
+            if has_study_permission(user, MANAGE_STUDY_SITES, study):
+                allowed |= {ss.id for ss in study_sites if ss.study_id == study.id}
+    checker = ObjectPermissionChecker(user)
+    checker.prefetch_perms(study_sites)
+    return allowed | {ss.id for ss in study_sites if checker.has_perm(f"sites.{permission}", ss)}

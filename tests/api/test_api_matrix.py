@@ -10,26 +10,10 @@ from __future__ import annotations
 
 import pytest
 from django.db import transaction
-from django.test import override_settings
 
-from tests.factories import build_world
+from tests.factories import PERSONAS, build_world
 from trialhub.models import StudyRole
 from trialhub.selectors import responsibility_matrix
-
-FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-PERSONAS = (
-    "sponsor_lead_a",
-    "sponsor_viewer_a",
-    "sponsor_lead_b",
-    "cro_pm",
-    "cro_b_pm",
-    "cra",
-    "site_coord_1",
-    "site_coord_2",
-    "no_org_user",
-    "anonymous",
-)
 
 
 def _matrix_unchanged(w):
@@ -110,7 +94,6 @@ def world(django_db_setup, django_db_blocker):
     """The conftest's world, built once for this module (each test rolls its writes back)."""
     with (
         django_db_blocker.unblock(),
-        override_settings(PASSWORD_HASHERS=FAST_HASHERS),
         transaction.atomic(),
     ):
         yield build_world()

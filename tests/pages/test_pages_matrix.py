@@ -8,18 +8,8 @@ from urllib.parse import quote
 
 import pytest
 
-PERSONAS = (
-    "sponsor_lead_a",
-    "sponsor_viewer_a",
-    "sponsor_lead_b",
-    "cro_pm",
-    "cro_b_pm",
-    "cra",
-    "site_coord_1",
-    "site_coord_2",
-    "no_org_user",
-    "anonymous",
-)
+from tests.factories import PERSONAS
+
 EVERYONE_200 = dict.fromkeys(PERSONAS[:-1], 200)
 
 

@@ -10,17 +10,9 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Exists, Func, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
-from guardian.core import ObjectPermissionChecker
 
 from sites.models import MILESTONE_FIELDS, StudySite
 from trialhub.models import RoleAssignment, StudyRole
-from trialhub.permissions import (
-    CHANGE_STUDY_SITE,
-    MANAGE_STUDY_SITES,
-    ORG_ADMIN_STUDY_SITE_PERMISSIONS,
-    has_study_permission,
-    membership_of,
-)
 
 MILESTONE_LABELS = {
     "selected_on": "Selected",
@@ -42,29 +34,6 @@ def paginate(request: HttpRequest, items, per_page: int, param: str = "page") ->
     page_obj.param = param
     page_obj.query_prefix = f"{query.urlencode()}&" if query else ""
     return page_obj
-
-
-def study_site_ids_with_permission(
-    user, permission: str, study_sites: Iterable[StudySite]
-) -> set[int]:
-    """``has_study_site_permission`` for many study-sites at a constant number of queries:
-    organisation admins and study managers by rule, everyone else by one guardian prefetch."""
-    study_sites = list(study_sites)
-    membership = membership_of(user)
-    if membership is None or not study_sites:
-        return set()
-    if membership.is_org_admin and (
-        permission in ORG_ADMIN_STUDY_SITE_PERMISSIONS[membership.organization.kind]
-    ):
-        return {study_site.id for study_site in study_sites}
-    allowed: set[int] = set()
-    if permission == CHANGE_STUDY_SITE:
-        for study in {study_site.study for study_site in study_sites}:
-            if has_study_permission(user, MANAGE_STUDY_SITES, study):
-                allowed |= {ss.id for ss in study_sites if ss.study_id == study.id}
-    checker = ObjectPermissionChecker(user)
-    checker.prefetch_perms(study_sites)
-    return allowed | {ss.id for ss in study_sites if checker.has_perm(f"sites.{permission}", ss)}
 
 
 def next_milestone(study_site: StudySite) -> tuple[str, str] | None:

@@ -18,7 +18,12 @@ from django.shortcuts import redirect, render
 from sites.selectors import study_sites_for_user
 from trialhub.forms import MatrixForm, StudyFilterForm
 from trialhub.models import RoleAssignment, StudyRole
-from trialhub.permissions import CHANGE_STUDY_SITE, EDIT_MATRIX, has_study_permission
+from trialhub.permissions import (
+    CHANGE_STUDY_SITE,
+    EDIT_MATRIX,
+    has_study_permission,
+    study_site_ids_with_permission,
+)
 from trialhub.selectors import (
     matrix_revisions,
     responsibility_matrix,
@@ -28,7 +33,7 @@ from trialhub.selectors import (
 )
 from trialhub.services import responsibility_matrix_set
 from trialhub.services.roles import roles_assignable_by
-from trialhub.views.common import paginate, study_site_ids_with_permission
+from trialhub.views.common import paginate
 
 
 @login_required
