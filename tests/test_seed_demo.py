@@ -18,6 +18,7 @@ from sites.models import MILESTONE_FIELDS, Site, StudySite, StudySiteStatus
 from trialhub.models import (
     Area,
     Engagement,
+    MatrixRevision,
     Membership,
     Organization,
     Raci,
@@ -235,3 +236,12 @@ def test_study_site_milestones_fit_status_and_lie_in_the_past(seeded):
         assert study_site.closed_on is None or study_site.status == StudySiteStatus.CLOSED
     for study in Study.objects.all():
         assert 6 <= study.study_sites.count() <= 8
+
+
+def test_matrix_history_is_dated_like_a_real_study(seeded):
+    """Backdated through the services' ``now``: the agreement predates the study's start."""
+    for study in Study.objects.all():
+        revisions = MatrixRevision.objects.filter(study=study).order_by("changed_at")
+        assert revisions.count() >= 3
+        assert all(rev.changed_at.date() < study.planned_start for rev in revisions), study.code
+        assert revisions.last().changed_by.username in {"sponsor_a", "sponsor_b"}

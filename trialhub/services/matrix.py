@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from functools import reduce
@@ -10,6 +11,7 @@ from operator import or_
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from trialhub.models import (
     Area,
@@ -70,7 +72,12 @@ def responsibility_matrix_validate(*, study: Study, entries: Iterable[Mapping]) 
 
 @transaction.atomic
 def responsibility_matrix_set(
-    *, study: Study, entries: Iterable[Mapping], actor, note: str = ""
+    *,
+    study: Study,
+    entries: Iterable[Mapping],
+    actor,
+    note: str = "",
+    now: datetime.datetime | None = None,
 ) -> MatrixRevision | None:
     """Replace the study's whole matrix (sponsor lead only) and record who changed which cell.
 
@@ -99,7 +106,9 @@ def responsibility_matrix_set(
         for (area, organization_id), code in wanted.items()
         if (area, organization_id) in changed
     )
-    revision = MatrixRevision.objects.create(study=study, changed_by=actor, note=note)
+    revision = MatrixRevision.objects.create(
+        study=study, changed_by=actor, note=note, changed_at=now or timezone.now()
+    )
     MatrixChange.objects.bulk_create(
         MatrixChange(
             revision=revision,

@@ -36,6 +36,7 @@ def study_create(
     planned_end: datetime.date,
     status: str = StudyStatus.PLANNING,
     actor=None,
+    now: datetime.datetime | None = None,
 ) -> Study:
     """Create a study owned by ``sponsor`` with its starting matrix: the sponsor is
     Accountable for every area until the parties agree otherwise (recorded as revision 1)."""
@@ -61,8 +62,10 @@ def study_create(
         planned_end=planned_end,
         status=status,
         created_by=actor,
+        created_at=now or timezone.now(),
     )
-    _add_party(study, sponsor, Raci.ACCOUNTABLE, actor, "Study created: sponsor Accountable.")
+    note = "Study created: sponsor Accountable."
+    _add_party(study, sponsor, Raci.ACCOUNTABLE, actor=actor, note=note, now=now)
     return study
 
 
@@ -74,6 +77,7 @@ def engagement_create(
     scope: str = "",
     start_date: datetime.date | None = None,
     actor=None,
+    now: datetime.datetime | None = None,
 ) -> Engagement:
     """Engage a CRO on a study; it joins the matrix as Informed on every area."""
     if cro.kind != OrganizationKind.CRO:
@@ -86,17 +90,23 @@ def engagement_create(
         scope=scope,
         start_date=start_date or timezone.localdate(),
         created_by=actor,
+        created_at=now or timezone.now(),
     )
-    _add_party(study, cro, Raci.INFORMED, actor, f"{cro.name} engaged: Informed.")
+    note = f"{cro.name} engaged: Informed."
+    _add_party(study, cro, Raci.INFORMED, actor=actor, note=note, now=now)
     return engagement
 
 
-def _add_party(study: Study, organization: Organization, code: str, actor, note: str) -> None:
+def _add_party(
+    study: Study, organization: Organization, code: str, *, actor, note: str, now
+) -> None:
     ResponsibilityEntry.objects.bulk_create(
         ResponsibilityEntry(study=study, area=area, organization=organization, code=code)
         for area in Area.values
     )
-    revision = MatrixRevision.objects.create(study=study, changed_by=actor, note=note)
+    revision = MatrixRevision.objects.create(
+        study=study, changed_by=actor, note=note, changed_at=now or timezone.now()
+    )
     MatrixChange.objects.bulk_create(
         MatrixChange(revision=revision, area=area, organization=organization, new_code=code)
         for area in Area.values

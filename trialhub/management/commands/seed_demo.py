@@ -189,6 +189,7 @@ def _study(row: dict, organizations: Organizations, today: datetime.date) -> Non
         planned_end=_ago(today, -row["end_in"]),
         status=StudyStatus.ENROLLING,
         actor=lead,
+        now=_morning(_ago(today, row["start_ago"] + 60)),
     )
     # The sponsor's organisation admin names the lead; from then on the lead runs the study.
     org_admin = User.objects.filter(
@@ -200,8 +201,18 @@ def _study(row: dict, organizations: Organizations, today: datetime.date) -> Non
         cro = organizations[cro_key]
         if not Engagement.objects.filter(study=study, cro=cro).exists():
             engagement_create(
-                study=study, cro=cro, scope=scope, start_date=study.planned_start, actor=lead
+                study=study,
+                cro=cro,
+                scope=scope,
+                start_date=study.planned_start,
+                actor=lead,
+                now=_morning(study.planned_start - datetime.timedelta(days=45)),
             )
+
+
+def _morning(day: datetime.date) -> datetime.datetime:
+    """09:00 UTC on ``day``: when backdated events of the demo history happened."""
+    return datetime.datetime.combine(day, datetime.time(9), tzinfo=datetime.UTC)
 
 
 def _assign(user, role: str, *, actor, start, study=None, study_site=None, end=None, reason=""):
@@ -232,7 +243,13 @@ def _matrix(row: dict, organizations: Organizations) -> None:
         for area, code in demo.CRO_MATRIX_CODES[cro_key].items()
     ]
     actor = _holder(study, StudyRole.SPONSOR_LEAD)
-    responsibility_matrix_set(study=study, entries=entries, actor=actor, note=demo.MATRIX_NOTE)
+    responsibility_matrix_set(
+        study=study,
+        entries=entries,
+        actor=actor,
+        note=demo.MATRIX_NOTE,
+        now=_morning(study.planned_start - datetime.timedelta(days=30)),  # agreed at kick-off
+    )
 
 
 def _study_site(code: str, site_key: str, organizations: Organizations) -> StudySite:
