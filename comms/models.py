@@ -1,1 +1,273 @@
-"""Models arrive with their issue; the app shell is installed so migrations stay in order."""
+"""Communications: messages, their approval decisions and one delivery row per recipient and
+channel. Tables and their invariants only; workflows live in ``comms.services``."""
+
+from __future__ import annotations
+
+import datetime
+from typing import NamedTuple
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from trialhub.models import Area, Organization, Study
+
+
+class Category(models.TextChoices):
+    SAFETY = "safety", "Safety communication"
+    PROTOCOL_AMENDMENT = "protocol_amendment", "Protocol amendment"
+    RECRUITMENT_PUSH = "recruitment_push", "Recruitment push"
+    STUDY_MILESTONE = "study_milestone", "Study start/close"
+    SPONSOR_LETTER = "sponsor_letter", "Sponsor letter"
+    VISIT_REMINDER = "visit_reminder", "Visit reminder"
+    QUERY_REMINDER = "query_reminder", "Query reminder"
+    DOCUMENT_REQUEST = "document_request", "Document request"
+    SCHEDULING = "scheduling", "Scheduling"
+    TRAINING = "training", "Training"
+    NEWSLETTER = "newsletter", "Newsletter"
+    RECOGNITION = "recognition", "Recognition"
+
+
+class Tier(models.TextChoices):
+    CRITICAL = "critical", "Critical"
+    KEY = "key", "Key"
+    ROUTINE = "routine", "Routine"
+    INFO = "info", "Info"
+
+    @property
+    def rank(self) -> int:
+        """Higher is more urgent; raising a tier means moving to a higher rank."""
+        return TIER_RANK[self]
+
+
+TIER_RANK: dict[str, int] = {Tier.CRITICAL: 4, Tier.KEY: 3, Tier.ROUTINE: 2, Tier.INFO: 1}
+# Tiers whose deliveries must be acknowledged by a due time, and the default time allowed.
+ACK_TIERS = (Tier.CRITICAL, Tier.KEY)  # a tuple: migrations serialise it in a stable order
+ACK_WINDOW: dict[str, datetime.timedelta] = {
+    Tier.CRITICAL: datetime.timedelta(hours=24),
+    Tier.KEY: datetime.timedelta(hours=48),
+}
+
+
+class CategoryRule(NamedTuple):
+    tier: Tier
+    area: Area
+
+
+# PRODUCT.md "Fixed vocabulary": each category's default tier and the responsibility area
+# whose RACI codes decide who may send it directly.
+CATEGORY_RULES: dict[str, CategoryRule] = {
+    Category.SAFETY: CategoryRule(Tier.CRITICAL, Area.SAFETY_COMMS),
+    Category.PROTOCOL_AMENDMENT: CategoryRule(Tier.KEY, Area.PROTOCOL_AMENDMENTS),
+    Category.RECRUITMENT_PUSH: CategoryRule(Tier.KEY, Area.RECRUITMENT_COMMS),
+    Category.STUDY_MILESTONE: CategoryRule(Tier.KEY, Area.MONITORING),
+    Category.SPONSOR_LETTER: CategoryRule(Tier.KEY, Area.RECRUITMENT_COMMS),
+    Category.VISIT_REMINDER: CategoryRule(Tier.ROUTINE, Area.MONITORING),
+    Category.QUERY_REMINDER: CategoryRule(Tier.ROUTINE, Area.DATA_QUERIES),
+    Category.DOCUMENT_REQUEST: CategoryRule(Tier.ROUTINE, Area.REGULATORY_DOCUMENTS),
+    Category.SCHEDULING: CategoryRule(Tier.ROUTINE, Area.MONITORING),
+    Category.TRAINING: CategoryRule(Tier.ROUTINE, Area.TRAINING),
+    Category.NEWSLETTER: CategoryRule(Tier.INFO, Area.RECRUITMENT_COMMS),
+    Category.RECOGNITION: CategoryRule(Tier.INFO, Area.MONITORING),
+}
+
+
+class MessageStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PENDING_APPROVAL = "pending_approval", "Pending approval"
+    SENT = "sent", "Sent"
+    REJECTED = "rejected", "Rejected"
+
+
+class Message(models.Model):
+    """A communication from a sponsor or CRO to the sites of one study.
+
+    ``audience`` is the JSON of PRODUCT.md (``study_sites`` | ``all_sites`` | ``countries``,
+    optional ``roles``); the recipients it resolves to at send time are stored as deliveries.
+    """
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="messages")
+    category = models.CharField(max_length=24, choices=Category.choices)
+    tier = models.CharField(max_length=10, choices=Tier.choices)
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="sent_messages"
+    )
+    sender_organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="sent_messages"
+    )
+    audience = models.JSONField()
+    dedup_key = models.CharField(max_length=120, blank=True)
+    send_now = models.BooleanField(
+        default=False, help_text="Routine only: deliver stand-alone instead of in the digest."
+    )
+    requires_ack = models.BooleanField(default=False, editable=False)
+    ack_due_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(
+        max_length=16, choices=MessageStatus.choices, default=MessageStatus.DRAFT
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    endorsed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="endorsed_messages",
+    )
+    endorsed_at = models.DateTimeField(null=True, blank=True)
+    recipients_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["study", "status"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(category__in=Category.values), name="message_category_valid"
+            ),
+            models.CheckConstraint(condition=Q(tier__in=Tier.values), name="message_tier_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=MessageStatus.values), name="message_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(requires_ack=True, tier__in=ACK_TIERS)
+                | Q(requires_ack=False) & ~Q(tier__in=ACK_TIERS),
+                name="message_requires_ack_by_tier",
+            ),
+            models.CheckConstraint(
+                condition=Q(send_now=False) | Q(tier=Tier.ROUTINE),
+                name="message_send_now_routine_only",
+            ),
+            models.CheckConstraint(
+                condition=Q(status=MessageStatus.DRAFT) | Q(submitted_at__isnull=False),
+                name="message_submitted_at_once_submitted",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=MessageStatus.SENT) | Q(sent_at__isnull=False),
+                name="message_sent_has_sent_at",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=MessageStatus.SENT)
+                | Q(requires_ack=False)
+                | Q(ack_due_at__isnull=False),
+                name="message_sent_ack_has_due_time",
+            ),
+            models.CheckConstraint(
+                condition=Q(endorsed_by__isnull=True, endorsed_at__isnull=True)
+                | Q(endorsed_by__isnull=False, endorsed_at__isnull=False, tier__in=ACK_TIERS),
+                name="message_endorsement_key_or_critical",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"[{self.tier}] {self.subject}"
+
+    @property
+    def area(self) -> Area:
+        return CATEGORY_RULES[self.category].area
+
+
+class Decision(models.TextChoices):
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+
+
+class ApprovalDecision(models.Model):
+    """The Accountable party's answer to a message pending approval: who, when and why."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="decisions")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(default=timezone.now)
+    decision = models.CharField(max_length=10, choices=Decision.choices)
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-decided_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(decision__in=Decision.values), name="approval_decision_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(decision=Decision.APPROVED) | ~Q(reason=""),
+                name="approval_rejection_has_reason",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.decision} by {self.decided_by} at {self.decided_at:%Y-%m-%d %H:%M}"
+
+
+class Channel(models.TextChoices):
+    IN_APP = "in_app", "In-app"
+    EMAIL = "email", "Email"
+
+
+class DeliveryState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    READ = "read", "Read"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+
+
+class Delivery(models.Model):
+    """One message to one recipient on one channel; the database's record of the work to do."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="deliveries")
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="deliveries"
+    )
+    study_site = models.ForeignKey(
+        "sites.StudySite",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="deliveries",
+        help_text="The study-site through which the recipient was reached.",
+    )
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    state = models.CharField(
+        max_length=12, choices=DeliveryState.choices, default=DeliveryState.PENDING
+    )
+    due_at = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-due_at", "-id"]
+        verbose_name_plural = "deliveries"
+        indexes = [
+            models.Index(fields=["recipient", "state"]),
+            models.Index(fields=["state", "due_at"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "recipient", "channel"], name="delivery_one_per_channel"
+            ),
+            models.CheckConstraint(
+                condition=Q(channel__in=Channel.values), name="delivery_channel_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=DeliveryState.values), name="delivery_state_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(state=DeliveryState.PENDING) | Q(delivered_at__isnull=False),
+                name="delivery_delivered_has_time",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state=DeliveryState.READ) | Q(read_at__isnull=False),
+                name="delivery_read_has_time",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state=DeliveryState.ACKNOWLEDGED) | Q(acknowledged_at__isnull=False),
+                name="delivery_acknowledged_has_time",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.message_id} → {self.recipient_id} ({self.channel}, {self.state})"

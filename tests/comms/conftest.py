@@ -1,0 +1,59 @@
+"""Fixtures for communications tests, on top of the shared two-tenant ``world``."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from django.utils import timezone
+
+from comms.services import message_draft_create
+from trialhub.selectors import responsibility_matrix
+from trialhub.services import responsibility_matrix_set
+
+# A fixed moment, so due times are exact; role assignments in ``world`` start today.
+NOW = timezone.now().replace(microsecond=0)
+
+
+@pytest.fixture
+def now() -> datetime.datetime:
+    return NOW
+
+
+@pytest.fixture
+def set_codes(world):
+    """``set_codes(study, area, {organisation: code})``: change one area of a study's matrix
+    as its sponsor lead, leaving every other cell as it is."""
+    leads = {world.study_a.id: world.sponsor_lead_a, world.study_b.id: world.sponsor_lead_b}
+
+    def change(study, area: str, codes: dict) -> None:
+        wanted = {organization.id: code for organization, code in codes.items()}
+        entries = [
+            {**entry, "code": wanted.get(entry["organization"], entry["code"])}
+            if entry["area"] == area
+            else entry
+            for entry in responsibility_matrix(study)["entries"]
+        ]
+        responsibility_matrix_set(study=study, entries=entries, actor=leads[study.id])
+
+    return change
+
+
+@pytest.fixture
+def draft(world):
+    """``draft(actor=..., study=..., **fields)``: a draft message, by default a visit
+    reminder from sponsor A's lead to every site of study A."""
+
+    def make(actor=None, study=None, **fields):
+        values = {
+            "category": "visit_reminder",
+            "subject": "Enter visit data",
+            "body": "Please enter the data of last week's visits.",
+            "audience": {"all_sites": True},
+            **fields,
+        }
+        return message_draft_create(
+            actor=actor or world.sponsor_lead_a, study=study or world.study_a, **values
+        )
+
+    return make
