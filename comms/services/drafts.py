@@ -6,9 +6,10 @@ import datetime
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from comms.models import ACK_TIERS, CATEGORY_RULES, Category, Message, Tier
-from comms.permissions import SENDER_ORGANIZATION_KINDS
+from comms.permissions import SENDER_ORGANIZATION_KINDS, can_write
 from comms.services.audience import audience_validate
 from trialhub.models import Study
 from trialhub.permissions import membership_of
@@ -43,8 +44,10 @@ def message_draft_create(
     membership = membership_of(actor)
     if membership is None or membership.organization.kind not in SENDER_ORGANIZATION_KINDS:
         raise PermissionDenied("Only sponsors and CROs write to sites.")
-    if not studies_for_user(actor).filter(pk=study.pk).exists():
-        raise PermissionDenied("You do not work on this study.")
+    if not studies_for_user(actor).filter(pk=study.pk).exists() or not can_write(
+        actor, study.pk, timezone.localdate()
+    ):
+        raise PermissionDenied("You do not write to sites on this study.")
     errors: dict[str, str] = {}
     if category not in Category.values:
         errors["category"] = f"Unknown category {category!r}."

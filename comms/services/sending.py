@@ -21,7 +21,7 @@ from comms.models import (
     MessageStatus,
     Tier,
 )
-from comms.permissions import DIRECT_SEND_CODES
+from comms.permissions import DIRECT_SEND_CODES, can_write
 from comms.services.audience import NO_RECIPIENTS, audience_assignments, audience_recipients
 from trialhub.models import Area, Raci, ResponsibilityEntry
 from trialhub.selectors import studies_for_user
@@ -55,8 +55,10 @@ def message_send(*, message: Message, actor, now: datetime.datetime | None = Non
     message = message_lock(message)
     if message.sender_id != actor.pk:
         raise PermissionDenied("Only the author of a draft sends it.")
-    if not studies_for_user(actor).filter(pk=message.study_id).exists():
-        raise PermissionDenied("You no longer work on this study.")
+    if not studies_for_user(actor).filter(pk=message.study_id).exists() or not can_write(
+        actor, message.study_id, timezone.localdate(now)
+    ):
+        raise PermissionDenied("You no longer write to sites on this study.")
     if message.status != MessageStatus.DRAFT:
         raise ValidationError({"status": "This message is not a draft any more."})
     sender_code = (

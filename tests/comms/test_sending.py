@@ -65,6 +65,12 @@ def test_site_user_cannot_write_messages(world, draft):
         draft(actor=world.site_coord_1)
 
 
+def test_viewers_read_but_do_not_write(world, draft):
+    with pytest.raises(PermissionDenied):
+        draft(actor=world.sponsor_viewer_a)
+    assert draft(actor=world.cra).sender == world.cra, "a CRA writes to the sites"
+
+
 def test_user_without_the_study_cannot_write_on_it(world, draft):
     with pytest.raises(PermissionDenied):
         draft(actor=world.sponsor_lead_b, study=world.study_a)
