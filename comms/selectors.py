@@ -3,15 +3,38 @@
 Sponsor and CRO people see the messages of the studies in their reach (another
 organisation's drafts excepted); site people see only messages delivered to them.
 ``message_for_user`` answers ``Http404`` for missing and not-yours alike.
+
+The inbox is the user's own in-app deliveries, across every study, in PRODUCT.md's order.
 """
 
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Case, CharField, Exists, OuterRef, Q, QuerySet, Value, When
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    DateTimeField,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
 from django.http import Http404
 
-from comms.models import CATEGORY_RULES, Delivery, DeliveryState, Message, MessageStatus
+from comms.models import (
+    CATEGORY_RULES,
+    Channel,
+    Delivery,
+    DeliveryState,
+    Message,
+    MessageStatus,
+    Tier,
+)
 from comms.permissions import APPROVER_ROLES, SENDER_ORGANIZATION_KINDS
 from trialhub.models import Raci, ResponsibilityEntry, RoleAssignment
 from trialhub.permissions import membership_of
@@ -84,3 +107,103 @@ def pending_approvals_for_user(user: AbstractBaseUser | None) -> QuerySet[Messag
         )
         messages = messages.filter(study__in=approver_on)
     return messages.select_related(*MESSAGE_RELATED).order_by("submitted_at", "id")
+
+
+# The inbox's state vocabulary (PRODUCT.md "API") and the delivery state each one stands for.
+INBOX_STATES: dict[str, str] = {
+    "unread": DeliveryState.DELIVERED,
+    "read": DeliveryState.READ,
+    "acknowledged": DeliveryState.ACKNOWLEDGED,
+}
+INBOX_FILTERS = frozenset({"study", "sponsor", "tier", "state"})
+INBOX_RELATED = ("message__study__sponsor", "message__sender_organization")
+# pin_rank values, most pressing first; everything else shares the last rank, by recency.
+PIN_CRITICAL_UNACKED, PIN_KEY_UNACKED, PIN_KEY_UNREAD, PIN_NONE = range(4)
+
+
+def _inbox_items(user: AbstractBaseUser | None) -> QuerySet[Delivery]:
+    """The user's delivered in-app deliveries of sent messages; none without a user."""
+    if user is None or not user.is_authenticated:
+        return Delivery.objects.none()
+    return Delivery.objects.filter(
+        recipient=user,
+        channel=Channel.IN_APP,
+        state__in=INBOX_STATES.values(),
+        message__status=MessageStatus.SENT,
+    )
+
+
+def _pin_rank() -> Case:
+    """PRODUCT.md "The prioritised inbox": unacknowledged critical, unacknowledged key, unread
+    key, then the rest. Acknowledging drops an item out of the pinned ranks."""
+    unacknowledged = ~Q(state=DeliveryState.ACKNOWLEDGED) & Q(message__requires_ack=True)
+    return Case(
+        When(unacknowledged & Q(message__tier=Tier.CRITICAL), then=Value(PIN_CRITICAL_UNACKED)),
+        When(unacknowledged & Q(message__tier=Tier.KEY), then=Value(PIN_KEY_UNACKED)),
+        # Every key message needs acknowledging today (``message_requires_ack_by_tier``), so
+        # this rank stays empty until a key message may go without acknowledgement.
+        When(state=DeliveryState.DELIVERED, message__tier=Tier.KEY, then=Value(PIN_KEY_UNREAD)),
+        default=Value(PIN_NONE),
+        output_field=IntegerField(),
+    )
+
+
+def _apply_inbox_filters(items: QuerySet[Delivery], filters: dict) -> QuerySet[Delivery]:
+    unknown = set(filters) - INBOX_FILTERS
+    if unknown:
+        raise ValueError(f"Unknown inbox filters: {', '.join(sorted(unknown))}.")
+    lookups = {
+        "study": "message__study_id",
+        "sponsor": "message__study__sponsor_id",
+        "tier": "message__tier",
+    }
+    for name, lookup in lookups.items():
+        if filters.get(name) is not None:
+            items = items.filter(**{lookup: filters[name]})
+    if filters.get("state") is not None:
+        items = items.filter(state=INBOX_STATES[filters["state"]])
+    return items
+
+
+def inbox_for_user(
+    *, user: AbstractBaseUser | None, filters: dict | None = None
+) -> QuerySet[Delivery]:
+    """The user's inbox across every sponsor and study, in priority order (in SQL): pinned
+    items first by ``pin_rank`` — unacknowledged critical, then unacknowledged key, both by
+    acknowledgement due time — then unread key, then everything else newest first.
+
+    ``filters``: ``study`` (id), ``sponsor`` (organisation id), ``tier``, ``state`` (``unread``,
+    ``read``, ``acknowledged``); ``None`` values are ignored. Only the user's own delivered
+    in-app deliveries; nothing for anonymous callers.
+    """
+    items = _apply_inbox_filters(_inbox_items(user), filters or {})
+    pinned_due = Case(
+        When(pin_rank__in=(PIN_CRITICAL_UNACKED, PIN_KEY_UNACKED), then=F("message__ack_due_at")),
+        default=None,
+        output_field=DateTimeField(),
+    )
+    return (
+        items.annotate(pin_rank=_pin_rank())
+        .select_related("message", *INBOX_RELATED)
+        .order_by("pin_rank", pinned_due.asc(nulls_last=True), "-delivered_at", "-id")
+    )
+
+
+def inbox_item_for_user(user: AbstractBaseUser | None, item_id: int | str) -> Delivery:
+    """One of the user's own inbox items; ``Http404`` for missing and others' alike."""
+    try:
+        return inbox_for_user(user=user).get(pk=int(item_id))
+    except (Delivery.DoesNotExist, TypeError, ValueError):
+        raise Http404("No such inbox item.") from None
+
+
+def inbox_counts(user: AbstractBaseUser | None) -> dict[str, int]:
+    """``unread`` and ``to_acknowledge`` counts of the user's inbox, in one query."""
+    return _inbox_items(user).aggregate(
+        unread=Count("id", filter=Q(state=DeliveryState.DELIVERED)),
+        to_acknowledge=Count(
+            "id",
+            filter=Q(message__requires_ack=True)
+            & Q(state__in=(DeliveryState.DELIVERED, DeliveryState.READ)),
+        ),
+    )

@@ -3,6 +3,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from comms.api import InboxViewSet, MessageViewSet
 from sites.api import StudySiteListView, StudySiteViewSet
 from trialhub.api.views import (
     MatrixHistoryView,
@@ -19,6 +20,8 @@ router.register("studies", StudyViewSet, basename="api-study")
 router.register("study-sites", StudySiteViewSet, basename="api-study-site")
 router.register("role-assignments", RoleAssignmentViewSet, basename="api-role-assignment")
 router.register("users", UserViewSet, basename="api-user")
+router.register("messages", MessageViewSet, basename="api-message")
+router.register("inbox", InboxViewSet, basename="api-inbox")
 
 urlpatterns = [
     path("auth/token/", TokenObtainView.as_view(), name="api-token"),
