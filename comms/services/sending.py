@@ -4,6 +4,7 @@ handed to Celery after commit."""
 from __future__ import annotations
 
 import datetime
+import logging
 from functools import partial
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -25,6 +26,8 @@ from comms.permissions import DIRECT_SEND_CODES, can_write
 from comms.services.audience import NO_RECIPIENTS, audience_assignments, audience_recipients
 from trialhub.models import Area, Raci, ResponsibilityEntry
 from trialhub.selectors import studies_for_user
+
+logger = logging.getLogger(__name__)
 
 # Key and critical messages also go by email; routine and info only in-app (digests later).
 CHANNELS_BY_TIER: dict[str, tuple[str, ...]] = {
@@ -150,4 +153,12 @@ def _enqueue_delivery(message_id: int, tier: str) -> None:
     # Imported here: the task module imports the services.
     from comms.tasks import deliver_message_enqueue
 
-    deliver_message_enqueue(message_id=message_id, tier=tier)
+    # The message and its pending deliveries are committed whatever happens here: a broker
+    # outage is logged, not raised to a sender whose message was stored, and the sweeper
+    # (PRODUCT.md; not built yet) re-enqueues what is left pending.
+    try:
+        deliver_message_enqueue(message_id=message_id, tier=tier)
+    except Exception:
+        logger.exception(
+            "Message %s is sent but its delivery could not be enqueued; left pending.", message_id
+        )
