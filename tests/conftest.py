@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.db import transaction
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -19,6 +20,15 @@ def pytest_configure(config):
 @pytest.fixture
 def world(db):
     return build_world()
+
+
+@pytest.fixture(scope="module")
+def module_world(django_db_setup, django_db_blocker):
+    """The same world, built once per module inside a transaction rolled back at its end;
+    for large persona tables (each test's own writes are rolled back by its ``db``)."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        yield build_world()
+        transaction.set_rollback(True)
 
 
 @pytest.fixture

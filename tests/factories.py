@@ -6,6 +6,7 @@ import datetime
 from types import SimpleNamespace
 
 import factory
+import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
@@ -63,6 +64,16 @@ class UserFactory(factory.django.DjangoModelFactory):
                 user=self, organization=organization, is_org_admin=kwargs.get("admin", False)
             )
         self.save()
+
+
+def status_cases(expected: dict[str, tuple[int, ...]]) -> list:
+    """``pytest.param(endpoint, persona, status)`` for a table of statuses per endpoint,
+    one column per persona in ``PERSONAS`` order."""
+    return [
+        pytest.param(endpoint, persona, status, id=f"{endpoint}-{persona}-{status}")
+        for endpoint, statuses in expected.items()
+        for persona, status in zip(PERSONAS, statuses, strict=True)
+    ]
 
 
 def member(organization: Organization, username: str, *, admin: bool = False):

@@ -9,9 +9,8 @@ are parsed, not routed, so an id out of the caller's reach is a 400 field error 
 from __future__ import annotations
 
 import pytest
-from django.db import transaction
 
-from tests.factories import PERSONAS, build_world
+from tests.factories import PERSONAS, status_cases
 from trialhub.models import StudyRole
 from trialhub.selectors import responsibility_matrix
 
@@ -82,22 +81,13 @@ EXPECTED = {
 }
 # fmt: on
 
-CASES = [
-    pytest.param(endpoint, persona, status, id=f"{endpoint}-{persona}-{status}")
-    for endpoint, statuses in EXPECTED.items()
-    for persona, status in zip(PERSONAS, statuses, strict=True)
-]
+CASES = status_cases(EXPECTED)
 
 
-@pytest.fixture(scope="module")
-def world(django_db_setup, django_db_blocker):
-    """The conftest's world, built once for this module (each test rolls its writes back)."""
-    with (
-        django_db_blocker.unblock(),
-        transaction.atomic(),
-    ):
-        yield build_world()
-        transaction.set_rollback(True)
+@pytest.fixture
+def world(module_world):
+    """Built once for the module: each test rolls its own writes back."""
+    return module_world
 
 
 def test_matrix_covers_every_endpoint():

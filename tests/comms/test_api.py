@@ -7,14 +7,14 @@ from itertools import count
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from comms.models import Channel, Delivery, MessageStatus
 from comms.services import message_draft_create, message_send
 from comms.tasks import deliver_message
-from tests.factories import PERSONAS, build_world
+from tests.factories import status_cases
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
@@ -121,19 +121,13 @@ EXPECTED = {
 }
 # fmt: on
 
-CASES = [
-    pytest.param(endpoint, persona, status, id=f"{endpoint}-{persona}-{status}")
-    for endpoint, statuses in EXPECTED.items()
-    for persona, status in zip(PERSONAS, statuses, strict=True)
-]
+CASES = status_cases(EXPECTED)
 
 
-@pytest.fixture(scope="module")
-def world(django_db_setup, django_db_blocker):
-    """The conftest's world, built once for this module (each test rolls its writes back)."""
-    with django_db_blocker.unblock(), transaction.atomic():
-        yield build_world()
-        transaction.set_rollback(True)
+@pytest.fixture
+def world(module_world):
+    """Built once for the module: each test rolls its own writes back."""
+    return module_world
 
 
 def test_matrix_covers_every_endpoint():
