@@ -19,10 +19,11 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from comms.models import Category, Delivery, Message, MessageStatus, Tier
+from comms.models import Category, Delivery, DeliveryKind, Message, MessageStatus, Tier
 from comms.selectors import (
     INBOX_STATES,
     inbox_counts,
+    inbox_digest_lines,
     inbox_for_user,
     inbox_item_for_user,
     messages_for_user,
@@ -243,24 +244,46 @@ class InboxMessageSerializer(serializers.ModelSerializer):
         return message.endorsed_at is not None
 
 
+class DigestLineSerializer(serializers.Serializer):
+    subject = serializers.CharField()
+    count = serializers.IntegerField(help_text="Messages with the same dedup key share a line.")
+    category = serializers.CharField()
+    tier = serializers.CharField()
+    study = serializers.IntegerField(source="study_id")
+    study_code = serializers.CharField()
+    sponsor_name = serializers.CharField()
+    message_ids = serializers.ListField(child=serializers.IntegerField())
+    latest_at = serializers.DateTimeField()
+
+
+class EscalationSerializer(serializers.Serializer):
+    study_site = serializers.IntegerField(source="study_site_id")
+    site_name = serializers.CharField(source="study_site.site.name")
+
+
 class InboxItemSerializer(serializers.ModelSerializer):
-    message = InboxMessageSerializer(read_only=True)
+    """An inbox item: a message, a digest of routine and info messages (``is_digest``, its
+    lines in ``digest_items``, ``message`` a summary), or an escalation about a message that
+    a site has not acknowledged in time (``kind`` = escalation)."""
+
+    message = serializers.SerializerMethodField()
     state = serializers.SerializerMethodField()
     is_digest = serializers.SerializerMethodField()
     digest_items = serializers.SerializerMethodField()
-    ack_due_at = serializers.DateTimeField(
-        source="message.ack_due_at", read_only=True, allow_null=True
-    )
-    requires_ack = serializers.BooleanField(source="message.requires_ack", read_only=True)
+    escalation = serializers.SerializerMethodField()
+    ack_due_at = serializers.SerializerMethodField()
+    requires_ack = serializers.SerializerMethodField()
 
     class Meta:
         model = Delivery
         fields = [
             "id",
+            "kind",
             "message",
             "state",
             "is_digest",
             "digest_items",
+            "escalation",
             "delivered_at",
             "read_at",
             "acknowledged_at",
@@ -269,17 +292,54 @@ class InboxItemSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    @extend_schema_field(InboxMessageSerializer)
+    def get_message(self, delivery) -> dict:
+        if delivery.kind != DeliveryKind.DIGEST:
+            return InboxMessageSerializer(delivery.message).data
+        count = delivery.digest.lines_count
+        return {
+            "id": None,
+            "subject": f"Digest: {count} update{'s' if count != 1 else ''}",
+            "body": "",
+            "tier": Tier.ROUTINE.value,
+            "category": None,
+            "study": None,
+            "study_code": None,
+            "sponsor": None,
+            "sender_organization": None,
+            "endorsed": False,
+        }
+
     @extend_schema_field(serializers.ChoiceField(choices=STATE_CHOICES))
     def get_state(self, delivery) -> str:
         return STATE_NAMES[delivery.state]
 
     def get_is_digest(self, delivery) -> bool:
-        # Digests are not built yet: every item is one message.
-        return False
+        return delivery.kind == DeliveryKind.DIGEST
 
-    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    @extend_schema_field(DigestLineSerializer(many=True))
     def get_digest_items(self, delivery) -> list:
-        return []
+        if delivery.kind != DeliveryKind.DIGEST:
+            return []
+        lines = self.context.get("digest_lines")
+        if lines is None or delivery.digest_id not in lines:
+            lines = inbox_digest_lines([delivery])
+        return DigestLineSerializer(lines[delivery.digest_id], many=True).data
+
+    @extend_schema_field(EscalationSerializer(allow_null=True))
+    def get_escalation(self, delivery) -> dict | None:
+        if delivery.kind != DeliveryKind.ESCALATION:
+            return None
+        return EscalationSerializer(delivery).data
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_ack_due_at(self, delivery):
+        if delivery.kind != DeliveryKind.MESSAGE or not delivery.message.requires_ack:
+            return None
+        return serializers.DateTimeField().to_representation(delivery.message.ack_due_at)
+
+    def get_requires_ack(self, delivery) -> bool:
+        return delivery.kind == DeliveryKind.MESSAGE and delivery.message.requires_ack
 
 
 class InboxFilterSerializer(serializers.Serializer):
@@ -334,6 +394,13 @@ class InboxViewSet(
         item = inbox_item_for_user(self.request.user, self.kwargs["pk"])
         self.check_object_permissions(self.request, item)
         return item
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.get_queryset())
+        context = {**self.get_serializer_context(), "digest_lines": inbox_digest_lines(page)}
+        return self.get_paginated_response(
+            InboxItemSerializer(page, many=True, context=context).data
+        )
 
     @action(detail=True, methods=["post"])
     def read(self, request, pk=None):

@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from trialhub.models import Area, Organization, Study
@@ -120,6 +120,15 @@ class Message(models.Model):
     )
     endorsed_at = models.DateTimeField(null=True, blank=True)
     recipients_count = models.PositiveIntegerField(default=0)
+    template = models.ForeignKey(
+        "MessageTemplate",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="messages",
+        help_text="The sponsor-approved wording this message was written from.",
+    )
+    template_version = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -159,6 +168,11 @@ class Message(models.Model):
                 condition=Q(endorsed_by__isnull=True, endorsed_at__isnull=True)
                 | Q(endorsed_by__isnull=False, endorsed_at__isnull=False, tier__in=ACK_TIERS),
                 name="message_endorsement_key_or_critical",
+            ),
+            models.CheckConstraint(
+                condition=Q(template__isnull=True, template_version__isnull=True)
+                | Q(template__isnull=False, template_version__isnull=False),
+                name="message_template_has_version",
             ),
         ]
 
@@ -214,10 +228,62 @@ class DeliveryState(models.TextChoices):
     ACKNOWLEDGED = "acknowledged", "Acknowledged"
 
 
-class Delivery(models.Model):
-    """One message to one recipient on one channel; the database's record of the work to do."""
+class DeliveryKind(models.TextChoices):
+    MESSAGE = "message", "Message"
+    DIGEST = "digest", "Digest"
+    ESCALATION = "escalation", "Escalation"
 
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="deliveries")
+
+class Digest(models.Model):
+    """One recipient's batch of routine and info deliveries for one digest window.
+
+    ``window_at`` is the instant the window opened (the site's local digest hour, as UTC);
+    its lines are the message deliveries whose ``digest`` is this row, and it reaches the
+    recipient as deliveries of kind ``digest`` (in-app and email).
+    """
+
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="digests"
+    )
+    window_at = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+    items_count = models.PositiveIntegerField(
+        default=0, help_text="Message deliveries folded into this digest."
+    )
+    lines_count = models.PositiveIntegerField(
+        default=0, help_text="Lines shown: items with the same dedup key share one line."
+    )
+
+    class Meta:
+        ordering = ["-window_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["recipient", "window_at"], name="digest_one_per_recipient_window"
+            ),
+            models.CheckConstraint(
+                condition=Q(lines_count__lte=F("items_count")), name="digest_lines_within_items"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Digest for {self.recipient_id} at {self.window_at:%Y-%m-%d %H:%M}"
+
+
+class Delivery(models.Model):
+    """One thing to one recipient on one channel; the database's record of the work to do.
+
+    Kinds: ``message`` (a message's delivery; routine and info ones wait, ``via_digest``, to
+    be folded into a ``Digest``), ``digest`` (a digest itself reaching its recipient; no
+    message) and ``escalation`` (an overdue acknowledgement at ``study_site`` reported to its
+    principal investigator, its CRA and the sender).
+    """
+
+    kind = models.CharField(
+        max_length=10, choices=DeliveryKind.choices, default=DeliveryKind.MESSAGE
+    )
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="deliveries"
     )
@@ -227,16 +293,36 @@ class Delivery(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="deliveries",
-        help_text="The study-site through which the recipient was reached.",
+        help_text="The study-site through which the recipient was reached (for an "
+        "escalation: the study-site whose acknowledgement is overdue).",
+    )
+    digest = models.ForeignKey(
+        Digest,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+        help_text="A message delivery: the digest that carried it. A digest delivery: its digest.",
     )
     channel = models.CharField(max_length=8, choices=Channel.choices)
     state = models.CharField(
         max_length=12, choices=DeliveryState.choices, default=DeliveryState.PENDING
     )
+    via_digest = models.BooleanField(
+        default=False, help_text="Waits for the recipient's digest window instead of going alone."
+    )
+    throttled = models.BooleanField(
+        default=False,
+        help_text="A 'send now' routine message over the site's daily limit, "
+        "folded into the digest.",
+    )
     due_at = models.DateTimeField()
     delivered_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its overdue acknowledgement was escalated."
+    )
 
     class Meta:
         ordering = ["-due_at", "-id"]
@@ -244,10 +330,44 @@ class Delivery(models.Model):
         indexes = [
             models.Index(fields=["recipient", "state"]),
             models.Index(fields=["state", "due_at"]),
+            models.Index(
+                fields=["due_at"],
+                condition=Q(state="pending"),
+                name="delivery_pending_due",
+            ),
+            models.Index(fields=["digest"], name="delivery_digest"),
         ]
         constraints = [
             models.UniqueConstraint(
-                fields=["message", "recipient", "channel"], name="delivery_one_per_channel"
+                fields=["message", "recipient", "channel"],
+                condition=Q(kind=DeliveryKind.MESSAGE),
+                name="delivery_one_per_channel",
+            ),
+            models.UniqueConstraint(
+                fields=["message", "study_site", "recipient", "channel"],
+                condition=Q(kind=DeliveryKind.ESCALATION),
+                name="delivery_one_escalation_per_site",
+            ),
+            models.UniqueConstraint(
+                fields=["digest", "channel"],
+                condition=Q(kind=DeliveryKind.DIGEST),
+                name="delivery_one_per_digest_channel",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=DeliveryKind.values), name="delivery_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind=DeliveryKind.DIGEST, message__isnull=True, digest__isnull=False)
+                | ~Q(kind=DeliveryKind.DIGEST) & Q(message__isnull=False),
+                name="delivery_message_unless_digest",
+            ),
+            models.CheckConstraint(
+                condition=Q(via_digest=False) | Q(kind=DeliveryKind.MESSAGE),
+                name="delivery_via_digest_messages_only",
+            ),
+            models.CheckConstraint(
+                condition=Q(throttled=False) | Q(via_digest=True),
+                name="delivery_throttled_via_digest",
             ),
             models.CheckConstraint(
                 condition=Q(channel__in=Channel.values), name="delivery_channel_valid"
@@ -270,4 +390,87 @@ class Delivery(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.message_id} → {self.recipient_id} ({self.channel}, {self.state})"
+        source = self.message_id or self.digest_id
+        return f"{self.kind} {source} → {self.recipient_id} ({self.channel}, {self.state})"
+
+
+class TemplateStatus(models.TextChoices):
+    DRAFT = "draft", "Awaiting approval"
+    APPROVED = "approved", "Approved"
+    RETIRED = "retired", "Retired"
+
+
+# Placeholders a template's subject and body may use; ``{site_name}`` is filled per recipient
+# when the message is shown, ``{due_date}`` when the message is written.
+TEMPLATE_PLACEHOLDERS = ("site_name", "due_date", "study_code")
+
+
+class MessageTemplate(models.Model):
+    """Wording for one category that the study's sponsor lead approves (the sponsor's stance,
+    written down). Editing an approved template makes a new version awaiting approval; a
+    message stores the version it was written from."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="message_templates")
+    category = models.CharField(max_length=24, choices=Category.choices)
+    name = models.CharField(max_length=120)
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    version = models.PositiveIntegerField(default=1)
+    status = models.CharField(
+        max_length=10, choices=TemplateStatus.choices, default=TemplateStatus.DRAFT
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    updated_at = models.DateTimeField(default=timezone.now)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["study", "category", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "name"], name="template_name_per_study"),
+            models.CheckConstraint(
+                condition=Q(category__in=Category.values), name="template_category_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=TemplateStatus.values), name="template_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=TemplateStatus.APPROVED)
+                | Q(approved_by__isnull=False, approved_at__isnull=False),
+                name="template_approved_has_approver",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+# Stand-alone ("send now") routine messages a site receives per day on a study, unless the
+# study's policy says otherwise.
+DEFAULT_SEND_NOW_DAILY_LIMIT = 2
+
+
+class StudyCommsPolicy(models.Model):
+    """A study's delivery settings, set by its sponsor lead."""
+
+    study = models.OneToOneField(Study, on_delete=models.CASCADE, related_name="comms_policy")
+    send_now_daily_limit = models.PositiveSmallIntegerField(
+        default=DEFAULT_SEND_NOW_DAILY_LIMIT,
+        help_text="Stand-alone routine messages a site receives per local day; more wait "
+        "for the digest.",
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        verbose_name_plural = "study comms policies"
+
+    def __str__(self) -> str:
+        return f"Comms policy of {self.study}"

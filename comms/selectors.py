@@ -4,7 +4,9 @@ Sponsor and CRO people see the messages of the studies in their reach (another
 organisation's drafts excepted); site people see only messages delivered to them.
 ``message_for_user`` answers ``Http404`` for missing and not-yours alike.
 
-The inbox is the user's own in-app deliveries, across every study, in PRODUCT.md's order.
+The inbox is the user's own in-app deliveries, across every study, in PRODUCT.md's order:
+stand-alone messages, digests (whose lines are the routine deliveries they carry, see
+``inbox_digest_lines``) and escalations.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from comms.models import (
     CATEGORY_RULES,
     Channel,
     Delivery,
+    DeliveryKind,
     DeliveryState,
     Message,
     MessageStatus,
@@ -122,33 +125,51 @@ PIN_CRITICAL_UNACKED, PIN_KEY_UNACKED, PIN_KEY_UNREAD, PIN_NONE = range(4)
 
 
 def _inbox_items(user: AbstractBaseUser | None) -> QuerySet[Delivery]:
-    """The user's delivered in-app deliveries of sent messages; none without a user."""
+    """The user's delivered in-app items: stand-alone messages, digests (not the lines they
+    carry) and escalations; none without a user."""
     if user is None or not user.is_authenticated:
         return Delivery.objects.none()
     return Delivery.objects.filter(
+        Q(kind=DeliveryKind.MESSAGE, digest__isnull=True, message__status=MessageStatus.SENT)
+        | Q(kind__in=(DeliveryKind.DIGEST, DeliveryKind.ESCALATION)),
         recipient=user,
         channel=Channel.IN_APP,
         state__in=INBOX_STATES.values(),
-        message__status=MessageStatus.SENT,
     )
 
 
 def _pin_rank() -> Case:
     """PRODUCT.md "The prioritised inbox": unacknowledged critical, unacknowledged key, unread
-    key, then the rest. Acknowledging drops an item out of the pinned ranks."""
-    unacknowledged = ~Q(state=DeliveryState.ACKNOWLEDGED) & Q(message__requires_ack=True)
+    key (and unread escalations), then the rest. Acknowledging drops an item out of the
+    pinned ranks."""
+    unacknowledged = (
+        ~Q(state=DeliveryState.ACKNOWLEDGED)
+        & Q(kind=DeliveryKind.MESSAGE)
+        & Q(message__requires_ack=True)
+    )
+    unread_key = Q(state=DeliveryState.DELIVERED) & (
+        Q(kind=DeliveryKind.ESCALATION) | Q(message__tier=Tier.KEY)
+    )
     return Case(
         When(unacknowledged & Q(message__tier=Tier.CRITICAL), then=Value(PIN_CRITICAL_UNACKED)),
         When(unacknowledged & Q(message__tier=Tier.KEY), then=Value(PIN_KEY_UNACKED)),
-        # Every key message needs acknowledging today (``message_requires_ack_by_tier``), so
-        # this rank stays empty until a key message may go without acknowledgement.
-        When(state=DeliveryState.DELIVERED, message__tier=Tier.KEY, then=Value(PIN_KEY_UNREAD)),
+        When(unread_key, then=Value(PIN_KEY_UNREAD)),
         default=Value(PIN_NONE),
         output_field=IntegerField(),
     )
 
 
+def _digest_has(**lookups) -> Exists:
+    """A digest item carrying at least one line matching ``lookups`` (on the line)."""
+    return Exists(
+        Delivery.objects.filter(
+            digest_id=OuterRef("digest_id"), kind=DeliveryKind.MESSAGE, **lookups
+        )
+    )
+
+
 def _apply_inbox_filters(items: QuerySet[Delivery], filters: dict) -> QuerySet[Delivery]:
+    """Filters apply to a message's fields; a digest matches when one of its lines does."""
     unknown = set(filters) - INBOX_FILTERS
     if unknown:
         raise ValueError(f"Unknown inbox filters: {', '.join(sorted(unknown))}.")
@@ -159,7 +180,10 @@ def _apply_inbox_filters(items: QuerySet[Delivery], filters: dict) -> QuerySet[D
     }
     for name, lookup in lookups.items():
         if filters.get(name) is not None:
-            items = items.filter(**{lookup: filters[name]})
+            value = filters[name]
+            items = items.filter(
+                Q(**{lookup: value}) | Q(kind=DeliveryKind.DIGEST) & _digest_has(**{lookup: value})
+            )
     if filters.get("state") is not None:
         items = items.filter(state=INBOX_STATES[filters["state"]])
     return items
@@ -184,7 +208,7 @@ def inbox_for_user(
     )
     return (
         items.annotate(pin_rank=_pin_rank())
-        .select_related("message", *INBOX_RELATED)
+        .select_related("message", "digest", "study_site__site", *INBOX_RELATED)
         .order_by("pin_rank", pinned_due.asc(nulls_last=True), "-delivered_at", "-id")
     )
 
@@ -203,7 +227,16 @@ def inbox_counts(user: AbstractBaseUser | None) -> dict[str, int]:
         unread=Count("id", filter=Q(state=DeliveryState.DELIVERED)),
         to_acknowledge=Count(
             "id",
-            filter=Q(message__requires_ack=True)
+            filter=Q(kind=DeliveryKind.MESSAGE, message__requires_ack=True)
             & Q(state__in=(DeliveryState.DELIVERED, DeliveryState.READ)),
         ),
     )
+
+
+def inbox_digest_lines(items) -> dict[int, list]:
+    """The lines of the digest items among ``items`` (a page of the inbox), by digest id;
+    one query whatever the page holds."""
+    from comms.rendering import digest_lines
+
+    digest_ids = [item.digest_id for item in items if item.kind == DeliveryKind.DIGEST]
+    return digest_lines(digest_ids) if digest_ids else {}

@@ -153,10 +153,23 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# Communications: how often the beat sweep runs, and how long a delivery may stay pending
+# after it was due before the sweep enqueues it again (lost enqueue, killed worker).
+COMMS_SWEEP_SECONDS = env.int("COMMS_SWEEP_SECONDS", default=30)
+COMMS_STUCK_AFTER_SECONDS = env.int("COMMS_STUCK_AFTER_SECONDS", default=60)
+# The portal's public address, for links in emails.
+PORTAL_URL = env.str("PORTAL_URL", default="http://127.0.0.1:8000")
 CELERY_BEAT_SCHEDULE = {
     "role-permissions-sync": {
         "task": "trialhub.tasks.role_permissions_sync",
         "schedule": env.int("ROLE_PERMISSIONS_SYNC_SECONDS", default=900),
+    },
+    # Digests, escalations and stuck deliveries (comms.services.sweeps). A tick that waited
+    # in the broker longer than a few periods is dropped: the next one covers its work.
+    "comms-sweep": {
+        "task": "comms.tasks.sweep",
+        "schedule": COMMS_SWEEP_SECONDS,
+        "options": {"expires": COMMS_SWEEP_SECONDS * 4},
     },
 }
 

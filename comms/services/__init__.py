@@ -2,16 +2,24 @@
 
 from comms.services.approvals import message_approve, message_endorse, message_reject
 from comms.services.audience import audience_recipients, audience_validate
-from comms.services.delivery import message_deliver
+from comms.services.delivery import digest_emails_deliver, message_deliver
+from comms.services.digests import digests_build
 from comms.services.drafts import message_draft_create
+from comms.services.escalations import escalations_sweep
 from comms.services.inbox import delivery_acknowledge, delivery_mark_read
 from comms.services.sending import message_send
+from comms.services.sweeps import comms_sweep, deliveries_requeue
 
 __all__ = [
     "audience_recipients",
     "audience_validate",
+    "comms_sweep",
+    "deliveries_requeue",
     "delivery_acknowledge",
     "delivery_mark_read",
+    "digest_emails_deliver",
+    "digests_build",
+    "escalations_sweep",
     "message_approve",
     "message_deliver",
     "message_draft_create",

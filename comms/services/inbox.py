@@ -15,7 +15,7 @@ from django.db.models import Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from comms.models import Channel, Delivery, DeliveryState
+from comms.models import Channel, Delivery, DeliveryKind, DeliveryState
 
 READABLE_STATES = (DeliveryState.DELIVERED,)
 ACKNOWLEDGEABLE_STATES = (DeliveryState.DELIVERED, DeliveryState.READ)
@@ -42,13 +42,22 @@ def delivery_mark_read(
     """Mark the recipient's in-app delivery read (``delivered`` → ``read``, ``read_at`` set).
 
     Recipient only (``PermissionDenied``); an email or still pending delivery is a
-    ``ValidationError``. Idempotent: a read or acknowledged item stays as it is.
+    ``ValidationError``. Reading a digest reads the lines it carries. Idempotent: a read or
+    acknowledged item stays as it is.
     """
     now = now or timezone.now()
     _check_inbox_item(delivery, actor)
     Delivery.objects.filter(pk=delivery.pk, state__in=READABLE_STATES).update(
         state=DeliveryState.READ, read_at=now
     )
+    if delivery.kind == DeliveryKind.DIGEST:
+        # Opening a digest reads the messages it carries.
+        Delivery.objects.filter(
+            digest_id=delivery.digest_id,
+            kind=DeliveryKind.MESSAGE,
+            recipient_id=actor.pk,
+            state__in=READABLE_STATES,
+        ).update(state=DeliveryState.READ, read_at=now)
     return _reload(delivery)
 
 
@@ -65,7 +74,7 @@ def delivery_acknowledge(
     """
     now = now or timezone.now()
     _check_inbox_item(delivery, actor)
-    if not delivery.message.requires_ack:
+    if delivery.kind != DeliveryKind.MESSAGE or not delivery.message.requires_ack:
         raise ValidationError({"message": "This message does not need acknowledging."})
     Delivery.objects.filter(pk=delivery.pk, state__in=ACKNOWLEDGEABLE_STATES).update(
         state=DeliveryState.ACKNOWLEDGED,

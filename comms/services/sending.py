@@ -15,27 +15,33 @@ from comms.models import (
     ACK_TIERS,
     ACK_WINDOW,
     CATEGORY_RULES,
+    DEFAULT_SEND_NOW_DAILY_LIMIT,
     Category,
     Channel,
     Delivery,
+    DeliveryKind,
     Message,
     MessageStatus,
+    StudyCommsPolicy,
     Tier,
 )
 from comms.permissions import DIRECT_SEND_CODES, can_write
 from comms.services.audience import NO_RECIPIENTS, audience_assignments, audience_recipients
+from comms.services.scheduling import (
+    SCHEDULE_FIELDS,
+    SiteSchedule,
+    local_day_bounds,
+    next_digest_window,
+    quiet_hours_end,
+)
+from sites.models import StudySite
 from trialhub.models import Area, Raci, ResponsibilityEntry
 from trialhub.selectors import studies_for_user
 
 logger = logging.getLogger(__name__)
 
-# Key and critical messages also go by email; routine and info only in-app (digests later).
-CHANNELS_BY_TIER: dict[str, tuple[str, ...]] = {
-    Tier.CRITICAL: (Channel.IN_APP, Channel.EMAIL),
-    Tier.KEY: (Channel.IN_APP, Channel.EMAIL),
-    Tier.ROUTINE: (Channel.IN_APP,),
-    Tier.INFO: (Channel.IN_APP,),
-}
+# Tiers batched into the recipient's digest (a routine "send now" message may go alone).
+DIGEST_TIERS = frozenset({Tier.ROUTINE, Tier.INFO})
 
 
 def message_lock(message: Message) -> Message:
@@ -109,12 +115,15 @@ def _check_ack_due_at(message: Message, now: datetime.datetime) -> None:
 
 def message_dispatch(*, message: Message, now: datetime.datetime) -> Message:
     """Send a locked message now, inside the caller's transaction: resolve the audience from
-    role assignments active today, store one delivery per recipient and channel (in-app
-    always, email too for key and critical) with one bulk insert, and enqueue the delivery
-    task after commit with the message id only.
+    role assignments active today, store one delivery per recipient and channel with one
+    bulk insert, and enqueue the delivery task after commit with the message id only.
 
-    Every delivery is due ``now`` in this slice: digest windows, quiet hours and the
-    stand-alone throttle (which will hold routine and info back) are not built yet.
+    When each delivery is due follows PRODUCT.md "Delivery", in the recipient's site's time:
+    critical now; key now, or at the end of the site's quiet hours; routine and info wait
+    for the site's next digest window (``via_digest``), except a routine "send now" message,
+    which goes alone while the site has had fewer than the study's daily limit of those today
+    and is folded into the digest (``throttled``) beyond it. Stand-alone deliveries go in-app
+    and by email; digest-bound ones in-app only (the digest itself is emailed).
     Key and critical messages get an acknowledgement due time (default: 24 h critical,
     48 h key). Raises ``ValidationError`` on ``audience`` when it reaches no one.
     """
@@ -126,27 +135,107 @@ def message_dispatch(*, message: Message, now: datetime.datetime) -> Message:
     if message.requires_ack and message.ack_due_at is None:
         message.ack_due_at = now + ACK_WINDOW[message.tier]
     _check_ack_due_at(message, now)
-    Delivery.objects.bulk_create(
-        Delivery(
-            message=message,
-            recipient_id=recipient.user_id,
-            study_site_id=recipient.study_site_id,
-            channel=channel,
-            due_at=now,
-        )
-        for recipient in recipients
-        for channel in CHANNELS_BY_TIER[message.tier]
-        # Nobody to email without an address; the in-app delivery still reaches them.
-        if channel == Channel.IN_APP or recipient.email
+    study_site_ids = sorted({recipient.study_site_id for recipient in recipients})
+    schedules = site_schedules(study_site_ids)
+    throttled_sites = (
+        _throttled_study_sites(message, study_site_ids, schedules, now)
+        if message.send_now
+        else frozenset()
     )
+    deliveries = []
+    for recipient in recipients:
+        schedule = schedules[recipient.study_site_id]
+        throttled = recipient.study_site_id in throttled_sites
+        via_digest = message.tier in DIGEST_TIERS and (not message.send_now or throttled)
+        due_at = _due_at(message.tier, via_digest, schedule, now)
+        for channel in (Channel.IN_APP,) if via_digest else (Channel.IN_APP, Channel.EMAIL):
+            # Nobody to email without an address; the in-app delivery still reaches them.
+            if channel == Channel.EMAIL and not recipient.email:
+                continue
+            deliveries.append(
+                Delivery(
+                    message=message,
+                    recipient_id=recipient.user_id,
+                    study_site_id=recipient.study_site_id,
+                    channel=channel,
+                    due_at=due_at,
+                    via_digest=via_digest,
+                    throttled=throttled,
+                )
+            )
+    Delivery.objects.bulk_create(deliveries, batch_size=5000)
     message.status = MessageStatus.SENT
     message.sent_at = now
     message.recipients_count = len(recipients)
     message.save(
         update_fields=["status", "submitted_at", "sent_at", "ack_due_at", "recipients_count"]
     )
-    transaction.on_commit(partial(_enqueue_delivery, message.id, message.tier))
+    if any(not delivery.via_digest and delivery.due_at <= now for delivery in deliveries):
+        transaction.on_commit(partial(_enqueue_delivery, message.id, message.tier))
     return message
+
+
+def _due_at(
+    tier: str, via_digest: bool, schedule: SiteSchedule, now: datetime.datetime
+) -> datetime.datetime:
+    if via_digest:
+        return next_digest_window(schedule, now)
+    if tier == Tier.KEY:
+        return quiet_hours_end(schedule, now) or now
+    return now  # critical bypasses quiet hours; a "send now" routine message goes at once
+
+
+def site_schedules(study_site_ids: list[int]) -> dict[int, SiteSchedule]:
+    """The delivery preferences of each study-site's site, by study-site id; one query."""
+    rows = StudySite.objects.filter(id__in=study_site_ids).values_list(
+        "id", *(f"site__{field}" for field in SCHEDULE_FIELDS)
+    )
+    return {row[0]: SiteSchedule(*row[1:]) for row in rows}
+
+
+def send_now_daily_limit(study_id: int) -> int:
+    """The study's limit of stand-alone routine messages per site and local day."""
+    limit = (
+        StudyCommsPolicy.objects.filter(study_id=study_id)
+        .values_list("send_now_daily_limit", flat=True)
+        .first()
+    )
+    return DEFAULT_SEND_NOW_DAILY_LIMIT if limit is None else limit
+
+
+def _throttled_study_sites(
+    message: Message,
+    study_site_ids: list[int],
+    schedules: dict[int, SiteSchedule],
+    now: datetime.datetime,
+) -> frozenset[int]:
+    """Study-sites that already had the study's daily limit of stand-alone routine messages
+    of this study on their local day. Their rows are locked first, so two "send now"
+    messages sent at once to one site cannot both take its last place."""
+    list(StudySite.objects.select_for_update().filter(id__in=study_site_ids).order_by("id"))
+    limit = send_now_daily_limit(message.study_id)
+    earliest = now - datetime.timedelta(days=2)  # wider than any local day around ``now``
+    sent = (
+        Delivery.objects.filter(
+            kind=DeliveryKind.MESSAGE,
+            via_digest=False,
+            channel=Channel.IN_APP,
+            study_site_id__in=study_site_ids,
+            message__study_id=message.study_id,
+            message__tier=Tier.ROUTINE,
+            message__sent_at__gte=earliest,
+        )
+        .exclude(message=message)
+        .order_by()
+        .values_list("study_site_id", "message_id", "message__sent_at")
+        .distinct()
+    )
+    counts: dict[int, int] = {}
+    for study_site_id, _message_id, sent_at in sent:
+        start, end = local_day_bounds(schedules[study_site_id].time_zone, now)
+        if start <= sent_at < end:
+            counts[study_site_id] = counts.get(study_site_id, 0) + 1
+    return frozenset(site for site, count in counts.items() if count >= limit)
 
 
 def _enqueue_delivery(message_id: int, tier: str) -> None:
@@ -155,7 +244,7 @@ def _enqueue_delivery(message_id: int, tier: str) -> None:
 
     # The message and its pending deliveries are committed whatever happens here: a broker
     # outage is logged, not raised to a sender whose message was stored, and the sweeper
-    # (PRODUCT.md; not built yet) re-enqueues what is left pending.
+    # (``comms.services.sweeps``) re-enqueues what is left pending.
     try:
         deliver_message_enqueue(message_id=message_id, tier=tier)
     except Exception:

@@ -1,0 +1,153 @@
+"""Folding routine and info deliveries into digests when their window comes.
+
+The due-time rows are the schedule: a delivery waiting for a digest is ``pending`` with
+``via_digest`` and ``due_at`` = its window. ``digests_build`` (run by the beat sweep) takes
+the due rows under ``SELECT … FOR UPDATE SKIP LOCKED``, so sweeps running at once split the
+work, and one that runs late (beat was down) catches up with every window it missed.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import defaultdict
+from functools import partial
+
+from django.db import transaction
+from django.db.models import Case, CharField, Count, OuterRef, Subquery, Value, When
+from django.db.models.functions import Cast, Concat
+from django.utils import timezone
+
+from comms.models import Channel, Delivery, DeliveryKind, DeliveryState, Digest
+
+DIGEST_BATCH = 5000  # deliveries locked per transaction
+EMAIL_TASK_DIGESTS = 500  # digests per email task
+
+
+def digests_build(*, now: datetime.datetime | None = None, batch: int = DIGEST_BATCH) -> int:
+    """Build every digest due by ``now``; return how many digests were created. Each batch
+    is its own transaction; digest emails are enqueued after each commit."""
+    now = now or timezone.now()
+    built = 0
+    while True:
+        created, more = _build_batch(now, batch)
+        built += created
+        if not more:
+            return built
+
+
+@transaction.atomic
+def _build_batch(now: datetime.datetime, batch: int) -> tuple[int, bool]:
+    """One batch: returns (digests created, whether more rows may be due)."""
+    rows = list(
+        Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(
+            kind=DeliveryKind.MESSAGE,
+            via_digest=True,
+            state=DeliveryState.PENDING,
+            due_at__lte=now,
+        )
+        .order_by("recipient_id", "due_at", "id")
+        .values_list("id", "recipient_id", "due_at", "recipient__email")[: batch + 1]
+    )
+    if not rows:
+        return 0, False
+    more = len(rows) > batch
+    if more:
+        # Never split one recipient's window over two batches: its digest is built whole.
+        last = rows[batch - 1][1:3]
+        rows = [row for row in rows[:batch] if row[1:3] != last] or rows[:batch]
+    groups: dict[tuple[int, datetime.datetime], list[int]] = defaultdict(list)
+    emails: dict[int, str] = {}
+    for delivery_id, recipient_id, due_at, email in rows:
+        groups[recipient_id, due_at].append(delivery_id)
+        emails[recipient_id] = email
+    Digest.objects.bulk_create(
+        (
+            Digest(recipient_id=recipient, window_at=window, created_at=now)
+            for recipient, window in groups
+        ),
+        ignore_conflicts=True,
+        batch_size=2000,
+    )
+    digest_ids = _digest_ids(groups)
+    line_ids = [delivery_id for ids in groups.values() for delivery_id in ids]
+    Delivery.objects.filter(id__in=line_ids).update(
+        digest_id=Subquery(
+            Digest.objects.filter(
+                recipient_id=OuterRef("recipient_id"), window_at=OuterRef("due_at")
+            ).values("id")[:1]
+        ),
+        state=DeliveryState.DELIVERED,
+        delivered_at=now,
+    )
+    _count_lines(digest_ids)
+    created = _digest_deliveries(groups, digest_ids, emails, now)
+    for start in range(0, len(digest_ids), EMAIL_TASK_DIGESTS):
+        chunk = list(digest_ids.values())[start : start + EMAIL_TASK_DIGESTS]
+        transaction.on_commit(partial(_enqueue_emails, chunk))
+    return created, more
+
+
+def _digest_ids(groups) -> dict[tuple[int, datetime.datetime], int]:
+    recipients = {recipient for recipient, _window in groups}
+    windows = {window for _recipient, window in groups}
+    found = Digest.objects.filter(recipient_id__in=recipients, window_at__in=windows).values_list(
+        "recipient_id", "window_at", "id"
+    )
+    return {
+        (recipient, window): pk for recipient, window, pk in found if (recipient, window) in groups
+    }
+
+
+def _count_lines(digest_ids: dict) -> None:
+    """Store each digest's item and line counts (a dedup key on a study is one line)."""
+    line_key = Case(
+        When(message__dedup_key="", then=Concat(Value("m"), Cast("message_id", CharField()))),
+        default=Concat(Cast("message__study_id", CharField()), Value(":"), "message__dedup_key"),
+        output_field=CharField(),
+    )
+    lines = (
+        Delivery.objects.filter(digest_id=OuterRef("pk"), kind=DeliveryKind.MESSAGE)
+        .order_by()
+        .values("digest_id")
+    )
+    Digest.objects.filter(id__in=list(digest_ids.values())).update(
+        items_count=Subquery(lines.annotate(n=Count("id")).values("n")[:1]),
+        lines_count=Subquery(lines.annotate(n=Count(line_key, distinct=True)).values("n")[:1]),
+    )
+
+
+def _digest_deliveries(groups, digest_ids, emails, now: datetime.datetime) -> int:
+    """The digest's own deliveries: in-app (delivered now) and email (sent by a task)."""
+    deliveries = []
+    for key, digest_id in digest_ids.items():
+        recipient_id = key[0]
+        deliveries.append(
+            Delivery(
+                kind=DeliveryKind.DIGEST,
+                digest_id=digest_id,
+                recipient_id=recipient_id,
+                channel=Channel.IN_APP,
+                state=DeliveryState.DELIVERED,
+                due_at=now,
+                delivered_at=now,
+            )
+        )
+        if emails.get(recipient_id):
+            deliveries.append(
+                Delivery(
+                    kind=DeliveryKind.DIGEST,
+                    digest_id=digest_id,
+                    recipient_id=recipient_id,
+                    channel=Channel.EMAIL,
+                    due_at=now,
+                )
+            )
+    Delivery.objects.bulk_create(deliveries, ignore_conflicts=True, batch_size=5000)
+    return len(digest_ids)
+
+
+def _enqueue_emails(digest_ids: list[int]) -> None:
+    from comms.tasks import digest_emails_enqueue
+
+    digest_emails_enqueue(digest_ids=digest_ids)
