@@ -119,6 +119,9 @@ class Message(models.Model):
         related_name="endorsed_messages",
     )
     endorsed_at = models.DateTimeField(null=True, blank=True)
+    endorsement_requested = models.BooleanField(
+        default=False, help_text="The sender asks the sponsor lead to co-sign (key/critical)."
+    )
     recipients_count = models.PositiveIntegerField(default=0)
     template = models.ForeignKey(
         "MessageTemplate",
