@@ -9,6 +9,13 @@ from comms.services.escalations import escalations_sweep
 from comms.services.inbox import delivery_acknowledge, delivery_mark_read
 from comms.services.sending import message_send
 from comms.services.sweeps import comms_sweep, deliveries_requeue
+from comms.services.templates import (
+    message_template_approve,
+    message_template_create,
+    message_template_retire,
+    message_template_update,
+    study_comms_policy_set,
+)
 
 __all__ = [
     "audience_recipients",
@@ -26,4 +33,9 @@ __all__ = [
     "message_endorse",
     "message_reject",
     "message_send",
+    "message_template_approve",
+    "message_template_create",
+    "message_template_retire",
+    "message_template_update",
+    "study_comms_policy_set",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+from dataclasses import dataclass
 from functools import partial
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -22,7 +23,9 @@ from comms.models import (
     DeliveryKind,
     Message,
     MessageStatus,
+    MessageTemplate,
     StudyCommsPolicy,
+    TemplateStatus,
     Tier,
 )
 from comms.permissions import DIRECT_SEND_CODES, can_write
@@ -34,8 +37,10 @@ from comms.services.scheduling import (
     next_digest_window,
     quiet_hours_end,
 )
+from comms.services.templates import template_wording_matches
 from sites.models import StudySite
-from trialhub.models import Area, Raci, ResponsibilityEntry
+from trialhub.models import Area, Organization, Raci, ResponsibilityEntry, Study
+from trialhub.permissions import membership_of
 from trialhub.selectors import studies_for_user
 
 logger = logging.getLogger(__name__)
@@ -49,14 +54,120 @@ def message_lock(message: Message) -> Message:
     return Message.objects.select_for_update().get(pk=message.pk)
 
 
+# How a message leaves ``message_send`` (``RoutingPreview.route``).
+ROUTE_DIRECT = "direct"  # the sender's organisation is Responsible or Accountable for the area
+ROUTE_TEMPLATE = "template"  # written from the current approved template, wording unchanged
+ROUTE_APPROVAL = "approval"  # waits for the Accountable party
+
+
+@dataclass(frozen=True)
+class RoutingPreview:
+    """What sending would do with a message, by the matrix as it stands now."""
+
+    category: str
+    tier: str
+    area: str
+    sender_code: str | None
+    route: str
+    accountable_id: int | None
+    accountable_name: str
+    tier_error: str | None = None
+
+    @property
+    def goes_directly(self) -> bool:
+        return self.tier_error is None and self.route != ROUTE_APPROVAL
+
+
+def message_routing_preview(
+    *,
+    actor,
+    study: Study,
+    category: str,
+    tier: str | None = None,
+    template: MessageTemplate | None = None,
+    template_version: int | None = None,
+    subject: str | None = None,
+    body: str | None = None,
+    organization: Organization | None = None,
+) -> RoutingPreview:
+    """The routing rules of ``message_send``, without writing anything: for a message of
+    ``category`` (at ``tier``, default the category's) on ``study`` by ``actor``'s organisation
+    (or ``organization``: the sender organisation of a stored draft). One query for the
+    matrix, plus the template wording check in memory.
+
+    - ``tier_error``: raising above the category's tier to key or critical needs the sender's
+      organisation to be Accountable for the category's area.
+    - ``route``: ``direct`` when that organisation is Responsible or Accountable; otherwise
+      ``template`` when written from ``template`` while it is approved, of this study and
+      category, at ``template_version`` (default: its current one), and — when ``subject`` and
+      ``body`` are given — worded exactly as the template renders; otherwise ``approval`` by
+      the Accountable organisation (``accountable_id``/``accountable_name``).
+    """
+    if organization is None:
+        organization = membership_of(actor).organization
+    rule = CATEGORY_RULES[category]
+    tier = tier or rule.tier
+    codes = list(
+        ResponsibilityEntry.objects.filter(study_id=study.pk, area=rule.area)
+        .order_by("pk")  # not the model's ordering, which joins organisations for their name
+        .values_list("organization_id", "organization__name", "code")
+    )
+    sender_code = next((code for org_id, _, code in codes if org_id == organization.pk), None)
+    accountable_id, accountable_name = next(
+        ((org_id, name) for org_id, name, code in codes if code == Raci.ACCOUNTABLE), (None, "")
+    )
+    if sender_code in DIRECT_SEND_CODES:
+        route = ROUTE_DIRECT
+    elif _template_applies(study, category, template, template_version, subject, body):
+        route = ROUTE_TEMPLATE
+    else:
+        route = ROUTE_APPROVAL
+    return RoutingPreview(
+        category=category,
+        tier=tier,
+        area=rule.area,
+        sender_code=sender_code,
+        route=route,
+        accountable_id=accountable_id,
+        accountable_name=accountable_name,
+        tier_error=_tier_error(category, tier, sender_code),
+    )
+
+
+def _template_applies(
+    study: Study,
+    category: str,
+    template: MessageTemplate | None,
+    template_version: int | None,
+    subject: str | None,
+    body: str | None,
+) -> bool:
+    if template is None:
+        return False
+    current = (
+        template.status == TemplateStatus.APPROVED
+        and template.study_id == study.pk
+        and template.category == category
+        and template.version == (template_version or template.version)
+    )
+    if not current or subject is None or body is None:
+        return current
+    return template_wording_matches(template, subject=subject, body=body, study_code=study.code)
+
+
 @transaction.atomic
 def message_send(*, message: Message, actor, now: datetime.datetime | None = None) -> Message:
-    """Submit a draft (its author only; ``PermissionDenied`` for anyone else).
+    """Submit a draft (its author only; ``PermissionDenied`` for anyone else), routed by
+    ``message_routing_preview`` — one set of rules for the compose page's preview and for this.
 
     Tier: lowering below the category's default is free; raising above it to key or critical
-    needs the sender's organisation to be Accountable for the category's area (``tier`` error).
-    Routing: when the sender's organisation is Responsible or Accountable for the area on the
-    study, the message is sent now (see ``message_dispatch``); otherwise it waits, status
+    needs the sender's organisation to be Accountable for the category's area (``tier`` error),
+    template or not. Routing: when the sender's organisation is Responsible or Accountable for
+    the area on the study, the message is sent now (see ``message_dispatch``). A message
+    written from a sponsor-approved template is sent now as well, even when the organisation
+    is only Consulted or Informed, provided the template is still approved at the version the
+    message stored and the subject and body are unchanged from the template's rendering (the
+    sponsor approved that wording once for all its messages). Otherwise it waits, status
     ``pending_approval``, for the Accountable party. An audience that reaches no one is an
     ``audience`` error either way.
     """
@@ -70,20 +181,28 @@ def message_send(*, message: Message, actor, now: datetime.datetime | None = Non
         raise PermissionDenied("You no longer write to sites on this study.")
     if message.status != MessageStatus.DRAFT:
         raise ValidationError({"status": "This message is not a draft any more."})
-    sender_code = (
-        ResponsibilityEntry.objects.filter(
-            study_id=message.study_id,
-            area=message.area,
-            organization_id=message.sender_organization_id,
-        )
-        .order_by("pk")  # not the model's ordering, which joins organisations for their name
-        .values_list("code", flat=True)
-        .first()
+    # Read afresh: the template may have been edited or retired since the draft was written.
+    template = (
+        MessageTemplate.objects.filter(pk=message.template_id).first()
+        if message.template_id
+        else None
     )
-    _check_tier(message, sender_code)
+    routing = message_routing_preview(
+        actor=actor,
+        study=message.study,
+        category=message.category,
+        tier=message.tier,
+        template=template,
+        template_version=message.template_version,
+        subject=message.subject,
+        body=message.body,
+        organization=message.sender_organization,
+    )
+    if routing.tier_error:
+        raise ValidationError({"tier": routing.tier_error})
     _check_ack_due_at(message, now)
     message.submitted_at = now
-    if sender_code in DIRECT_SEND_CODES:
+    if routing.goes_directly:
         return message_dispatch(message=message, now=now)
     on = timezone.localdate(now)
     if not audience_assignments(
@@ -95,17 +214,16 @@ def message_send(*, message: Message, actor, now: datetime.datetime | None = Non
     return message
 
 
-def _check_tier(message: Message, sender_code: str | None) -> None:
-    default = CATEGORY_RULES[message.category].tier
-    raised = Tier(message.tier).rank > default.rank and message.tier in ACK_TIERS
-    if raised and sender_code != Raci.ACCOUNTABLE:
-        area = Area(message.area).label
-        raise ValidationError(
-            {
-                "tier": f"A {Category(message.category).label.lower()} is {default.label.lower()}; "
-                f"only the party Accountable for {area.lower()} may raise it to {message.tier}."
-            }
-        )
+def _tier_error(category: str, tier: str, sender_code: str | None) -> str | None:
+    default = CATEGORY_RULES[category].tier
+    raised = Tier(tier).rank > default.rank and tier in ACK_TIERS
+    if not raised or sender_code == Raci.ACCOUNTABLE:
+        return None
+    area = Area(CATEGORY_RULES[category].area).label
+    return (
+        f"A {Category(category).label.lower()} is {default.label.lower()}; "
+        f"only the party Accountable for {area.lower()} may raise it to {tier}."
+    )
 
 
 def _check_ack_due_at(message: Message, now: datetime.datetime) -> None:
