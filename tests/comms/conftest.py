@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from comms.services import message_draft_create
+from tests.comms.helpers import DIGEST_WAIT
 from trialhub.selectors import responsibility_matrix
 from trialhub.services import responsibility_matrix_set
 
@@ -57,3 +58,9 @@ def draft(world):
         )
 
     return make
+
+
+@pytest.fixture
+def after_window(now) -> datetime.datetime:
+    """An instant after the next digest window of every site of ``world``."""
+    return now + DIGEST_WAIT

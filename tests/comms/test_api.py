@@ -9,11 +9,19 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from comms.models import Channel, Delivery, MessageStatus
-from comms.services import message_draft_create, message_send
+from comms.services import (
+    digests_build,
+    escalations_sweep,
+    message_deliver,
+    message_draft_create,
+    message_send,
+)
 from comms.tasks import deliver_message
+from tests.comms.helpers import DIGEST_WAIT
 from tests.factories import status_cases
 
 pytestmark = pytest.mark.django_db
@@ -317,6 +325,7 @@ def test_inbox_item_shape(world, api_as):
 
     assert body == {
         "id": item.id,
+        "kind": "message",
         "message": {
             "id": message.id,
             "subject": "Hold dosing",
@@ -336,6 +345,7 @@ def test_inbox_item_shape(world, api_as):
         "state": "unread",
         "is_digest": False,
         "digest_items": [],
+        "escalation": None,
         "delivered_at": body["delivered_at"],
         "read_at": None,
         "acknowledged_at": None,
@@ -350,7 +360,7 @@ def test_inbox_item_shape(world, api_as):
 
 
 def test_inbox_lists_in_priority_order_and_filters_by_state(world, api_as):
-    routine = send_and_deliver(world, category="visit_reminder")
+    routine = send_and_deliver(world, category="visit_reminder", send_now=True)
     key = send_and_deliver(world, category="protocol_amendment")
     acknowledged = send_and_deliver(world, category="recruitment_push")
     client = api_as(world.site_coord_1)
@@ -392,7 +402,7 @@ def test_read_and_acknowledge_are_idempotent(world, api_as):
 
 def test_acknowledging_a_routine_message_is_a_400(world, api_as):
     client = api_as(world.site_coord_1)
-    item = inbox_item(world, send_and_deliver(world, category="visit_reminder"))
+    item = inbox_item(world, send_and_deliver(world, category="visit_reminder", send_now=True))
 
     response = client.post(f"{INBOX}{item.id}/acknowledge/")
 
@@ -413,7 +423,7 @@ def test_another_users_inbox_item_is_a_404(world, api_as, person):
 
 def test_inbox_counts(world, api_as):
     client = api_as(world.site_coord_1)
-    routine = send_and_deliver(world, category="visit_reminder")
+    routine = send_and_deliver(world, category="visit_reminder", send_now=True)
     key = send_and_deliver(world, category="protocol_amendment")
     send_and_deliver(world, category="safety")
     client.post(f"{INBOX}{inbox_item(world, routine).id}/read/")
@@ -441,17 +451,36 @@ serial = count()
 
 
 def grow(w, n):
-    """``n`` more messages of each kind: delivered to the sites, a draft, one pending."""
+    """``n`` more of each kind of row: a key message delivered to the sites; two reminders
+    sharing a dedup key and a newsletter folded into one more digest per site person (each
+    round is sent on its own later day, so its window is its own); a critical message left
+    unacknowledged and escalated; a draft and a message pending approval."""
     for _ in range(n):
         number = next(serial)
         send_and_deliver(w, category="protocol_amendment", subject=f"Amendment {number}")
-        send_and_deliver(w, category="visit_reminder", subject=f"Reminder {number}")
+        at = timezone.now() + datetime.timedelta(days=2 * number + 1)
+        for category, subject in (
+            ("visit_reminder", f"Reminder {number}"),
+            ("visit_reminder", f"Reminder {number}"),
+            ("newsletter", f"Newsletter {number}"),
+        ):
+            message = make_message(w, category=category, subject=subject, dedup_key="visits")
+            message_send(message=message, actor=w.sponsor_lead_a, now=at)
+        safety = make_message(w, category="safety", subject=f"Safety {number}")
+        safety = message_send(message=safety, actor=w.sponsor_lead_a, now=at)
+        later = at + DIGEST_WAIT
+        assert digests_build(now=later) == 3, "one more digest for each person of study A"
+        assert escalations_sweep(now=safety.ack_due_at) >= 2, "both sites of study A"
+        message_deliver(message_id=safety.id, now=safety.ack_due_at)
         make_message(w, subject=f"Draft {number}")
         pending_message(w)
 
 
 QUERY_CASES = {
     "inbox": ("site_coord_1", INBOX),
+    # The investigator's inbox holds escalations too.
+    "inbox-pi": ("pi_1", INBOX),
+    "inbox-digests": ("site_coord_1", f"{INBOX}?tier=info"),
     "inbox-filtered": ("site_coord_1", f"{INBOX}?state=unread&tier=key"),
     "messages-sponsor": ("sponsor_lead_a", MESSAGES),
     "messages-cro": ("cro_pm", f"{MESSAGES}?status=pending_approval"),

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import datetime
 
-from comms.models import Channel, Delivery, DeliveryState
-from comms.services import message_endorse, message_send
+from comms.models import Channel, Delivery, DeliveryState, Digest
+from comms.services import (
+    digest_emails_deliver,
+    digests_build,
+    message_endorse,
+    message_send,
+)
 from comms.tasks import deliver_message
 
 
@@ -34,10 +39,35 @@ def test_deliveries_are_delivered_exactly_once(world, draft, now, mailoutbox):
     assert email.content_subtype == "plain"
 
 
-def test_routine_message_sends_no_email(world, draft, now, mailoutbox):
+def test_routine_message_waits_for_the_digest_and_sends_no_email_of_its_own(
+    world, draft, now, after_window, mailoutbox
+):
     message = message_send(message=draft(), actor=world.sponsor_lead_a, now=now)
-    assert deliver_message(message.id) == 3
+
+    assert deliver_message(message.id) == 0, "it waits for the digest window"
+    rows = Delivery.objects.filter(message=message)
+    assert set(rows.values_list("channel", "state", "via_digest")) == {
+        (Channel.IN_APP, DeliveryState.PENDING, True)
+    }
     assert mailoutbox == []
+
+    digests = Digest.objects.filter(recipient__deliveries__message=message).distinct()
+    assert digests_build(now=after_window) == 3
+    digest_ids = list(digests.values_list("id", flat=True))
+    assert digest_emails_deliver(digest_ids=digest_ids, now=after_window) == 3
+    assert len(mailoutbox) == 3, "one digest email per recipient, none for the message"
+    assert all(email.subject == "TrialHub digest: 1 update" for email in mailoutbox)
+
+
+def test_send_now_routine_message_goes_alone_in_app_and_by_email(world, draft, now, mailoutbox):
+    message = draft(subject="Upload the delegation log", send_now=True)
+    message = message_send(message=message, actor=world.sponsor_lead_a, now=now)
+
+    assert deliver_message(message.id) == 6
+    assert not Delivery.objects.filter(message=message, via_digest=True).exists()
+    assert len(mailoutbox) == 3
+    assert {email.subject for email in mailoutbox} == {"[A-001] Routine: Upload the delegation log"}
+    assert "Please acknowledge" not in mailoutbox[0].body
 
 
 def test_endorsement_shows_in_the_email(world, draft, now, mailoutbox):

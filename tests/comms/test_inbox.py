@@ -8,48 +8,50 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 
-from comms.models import Channel, Delivery, DeliveryState
+from comms.models import Channel, Delivery, DeliveryKind, DeliveryState
 from comms.selectors import inbox_counts, inbox_for_user, inbox_item_for_user
 from comms.services import (
     delivery_acknowledge,
     delivery_mark_read,
+    digests_build,
     message_deliver,
     message_send,
 )
+from tests.comms.helpers import digest_item, label
+from tests.comms.helpers import in_app as item
 
 HOUR = datetime.timedelta(hours=1)
+DIGEST = "digest: routine batched, info new"
 
 
 @pytest.fixture
 def sent(world, draft, now):
-    """``sent(hours_ago, actor=..., study=..., **fields)``: a message sent and delivered at
-    ``now``, then dated ``hours_ago`` back (role assignments start today, so sending itself
-    cannot be backdated across midnight)."""
+    """``sent(hours_ago, actor=..., study=..., **fields)``: a stand-alone message sent and
+    delivered at ``now``, then dated ``hours_ago`` back (role assignments start today, so
+    sending itself cannot be backdated across midnight). Routine messages go alone only as
+    "send now" ones; pass ``send_now=True``."""
 
     def make(hours_ago: float, *, actor=None, **fields):
         actor = actor or world.sponsor_lead_a
         message = message_send(message=draft(actor=actor, **fields), actor=actor, now=now)
-        message_deliver(message_id=message.id, now=now)
+        assert message_deliver(message_id=message.id, now=now), "delivered stand-alone"
         Delivery.objects.filter(message=message).update(delivered_at=now - hours_ago * HOUR)
         return message
 
     return make
 
 
-def item(user, message) -> Delivery:
-    return Delivery.objects.get(recipient=user, message=message, channel=Channel.IN_APP)
-
-
 def subjects(user, **filters) -> list[str]:
-    return [row.message.subject for row in inbox_for_user(user=user, filters=filters or None)]
+    return [label(row) for row in inbox_for_user(user=user, filters=filters or None)]
 
 
 @pytest.fixture
-def inbox(world, sent, now):
-    """Site One's coordinator's inbox over both studies, one message per kind of row."""
+def inbox(world, sent, draft, now, after_window):
+    """Site One's coordinator's inbox over both studies, one message per kind of row, and
+    one digest (an hour old) carrying a routine reminder and a newsletter of study A."""
     coord = world.site_coord_1
     messages = {
-        "routine old": sent(9),
+        "routine old": sent(9, send_now=True),
         "key due late": sent(8, category="protocol_amendment", ack_due_at=now + 40 * HOUR),
         "critical B": sent(
             7,
@@ -61,11 +63,15 @@ def inbox(world, sent, now):
         "key acknowledged": sent(6, category="study_milestone"),
         "key due early, read": sent(5, category="recruitment_push", ack_due_at=now + 10 * HOUR),
         "critical A": sent(4, category="safety"),  # due in 24 hours
-        "info new": sent(1, category="newsletter"),
     }
+    lead = world.sponsor_lead_a
+    messages["info new"] = message_send(message=draft(category="newsletter"), actor=lead, now=now)
+    messages["routine batched"] = message_send(message=draft(), actor=lead, now=now)
     for subject, message in messages.items():
         message.subject = subject
         message.save(update_fields=["subject"])
+    assert digests_build(now=after_window) == 3, "one digest for each of study A's recipients"
+    Delivery.objects.filter(kind=DeliveryKind.DIGEST).update(delivered_at=now - 1 * HOUR)
     delivery_acknowledge(delivery=item(coord, messages["key acknowledged"]), actor=coord, now=now)
     delivery_mark_read(delivery=item(coord, messages["key due early, read"]), actor=coord, now=now)
     return messages
@@ -82,20 +88,20 @@ def test_inbox_pins_unacknowledged_critical_then_key_by_due_time_then_the_rest_b
         "key due early, read",
         "key due late",
         # The rest, newest delivery first; the acknowledged key message has left the pins.
-        "info new",
+        DIGEST,
         "key acknowledged",
         "routine old",
     ]
 
 
 def test_pin_rank_annotation_follows_the_product_order(world, inbox):
-    ranks = {row.message.subject: row.pin_rank for row in inbox_for_user(user=world.site_coord_1)}
+    ranks = {label(row): row.pin_rank for row in inbox_for_user(user=world.site_coord_1)}
     assert ranks == {
         "critical B": 0,
         "critical A": 0,
         "key due early, read": 1,
         "key due late": 1,
-        "info new": 3,
+        DIGEST: 3,
         "key acknowledged": 3,
         "routine old": 3,
     }
@@ -110,7 +116,7 @@ def test_acknowledged_criticals_move_below_the_pins_and_stay_listed(world, inbox
         "key due early, read",
         "key due late",
         # Below the pins, acknowledged items stay listed, newest delivery first.
-        "info new",
+        DIGEST,
         "critical A",
         "key acknowledged",
         "critical B",
@@ -125,10 +131,13 @@ def test_acknowledged_criticals_move_below_the_pins_and_stay_listed(world, inbox
         ({"state": "read"}, ["key due early, read"]),
         (
             {"state": "unread"},
-            ["critical B", "critical A", "key due late", "info new", "routine old"],
+            ["critical B", "critical A", "key due late", DIGEST, "routine old"],
         ),
         ({"tier": "critical"}, ["critical B", "critical A"]),
-        ({"tier": "routine"}, ["routine old"]),
+        ({"tier": "key"}, ["key due early, read", "key due late", "key acknowledged"]),
+        # A digest matches a tier when one of its lines does.
+        ({"tier": "routine"}, [DIGEST, "routine old"]),
+        ({"tier": "info"}, [DIGEST]),
     ],
 )
 def test_inbox_filters_by_state_and_tier(world, inbox, filters, expected):
@@ -140,6 +149,8 @@ def test_inbox_filters_by_study_and_sponsor(world, inbox):
     assert subjects(coord, study=world.study_b.id) == ["critical B"]
     assert subjects(coord, sponsor=world.sponsor_b.id) == ["critical B"]
     assert len(subjects(coord, sponsor=world.sponsor_a.id)) == 6
+    assert DIGEST in subjects(coord, sponsor=world.sponsor_a.id), "through its lines"
+    assert subjects(coord, study=world.study_a.id, tier="info") == [DIGEST]
     assert subjects(coord, study=world.study_b.id, tier="key") == []
 
 
@@ -151,7 +162,11 @@ def test_inbox_holds_only_the_users_own_delivered_in_app_items(world, inbox, dra
 
     assert {row.recipient_id for row in rows} == {world.site_coord_1.id}
     assert {row.channel for row in rows} == {Channel.IN_APP}
-    assert "not delivered yet" not in [row.message.subject for row in rows]
+    assert "not delivered yet" not in [label(row) for row in rows]
+    # The digest is listed, not the lines it carries.
+    assert [row.kind for row in rows].count(DeliveryKind.DIGEST) == 1
+    assert DeliveryKind.MESSAGE in {row.kind for row in rows}
+    assert not [row for row in rows if row.digest_id and row.kind == DeliveryKind.MESSAGE]
     assert subjects(world.site_coord_3) == ["critical B"], "Site Three is on study B only"
     assert list(inbox_for_user(user=None)) == []
     assert list(inbox_for_user(user=world.sponsor_lead_a)) == []
@@ -175,12 +190,15 @@ def test_inbox_item_for_user_answers_404_for_anyone_elses_item(world, inbox):
 def test_inbox_counts_unread_and_to_acknowledge(world, inbox, django_assert_num_queries):
     with django_assert_num_queries(1):
         counts = inbox_counts(world.site_coord_1)
-    # Unread: both criticals, the late key, info, routine. To acknowledge: both criticals and
-    # both unacknowledged keys (one of them read).
+    # Unread: both criticals, the late key, the digest, routine. To acknowledge: both
+    # criticals and both unacknowledged keys (one of them read).
     assert counts == {"unread": 5, "to_acknowledge": 4}
     # Site One's investigator works on study A only and has not opened anything.
     assert inbox_counts(world.pi_1) == {"unread": 6, "to_acknowledge": 4}
     assert inbox_counts(None) == {"unread": 0, "to_acknowledge": 0}
+    # The digest is one unread item, whatever it carries; reading it reads it.
+    delivery_mark_read(delivery=digest_item(world.pi_1), actor=world.pi_1)
+    assert inbox_counts(world.pi_1) == {"unread": 5, "to_acknowledge": 4}
 
 
 # --- reading and acknowledging -------------------------------------------------------------
@@ -188,7 +206,7 @@ def test_inbox_counts_unread_and_to_acknowledge(world, inbox, django_assert_num_
 
 def test_mark_read_sets_read_at_once(world, sent, now):
     coord = world.site_coord_1
-    delivery = item(coord, sent(2))
+    delivery = item(coord, sent(2, send_now=True))
 
     first = delivery_mark_read(delivery=delivery, actor=coord, now=now)
     again = delivery_mark_read(delivery=delivery, actor=coord, now=now + HOUR)
@@ -232,13 +250,21 @@ def test_acknowledge_keeps_an_earlier_read_time(world, sent, now):
     assert (delivery.read_at, delivery.acknowledged_at) == (now - HOUR, now)
 
 
-@pytest.mark.parametrize("category", ["visit_reminder", "newsletter"])
-def test_a_message_without_acknowledgement_cannot_be_acknowledged(world, sent, now, category):
+@pytest.mark.parametrize("what", ["send-now routine", "digest", "digest line"])
+def test_only_key_and_critical_messages_are_acknowledged(
+    world, sent, draft, now, after_window, what
+):
     coord = world.site_coord_1
-    delivery = item(coord, sent(2, category=category))
+    if what == "send-now routine":
+        delivery = item(coord, sent(2, send_now=True))
+    else:
+        message = draft(category="newsletter")
+        message = message_send(message=message, actor=world.sponsor_lead_a, now=now)
+        digests_build(now=after_window)
+        delivery = digest_item(coord) if what == "digest" else item(coord, message)
 
     with pytest.raises(ValidationError) as error:
-        delivery_acknowledge(delivery=delivery, actor=coord, now=now)
+        delivery_acknowledge(delivery=delivery, actor=coord, now=after_window)
 
     assert "message" in error.value.message_dict
     delivery.refresh_from_db()

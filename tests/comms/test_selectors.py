@@ -6,7 +6,7 @@ import pytest
 from django.http import Http404
 
 from comms.selectors import message_for_user, messages_for_user
-from comms.services import message_deliver, message_send
+from comms.services import digests_build, message_deliver, message_send
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_another_organisations_draft_stays_private(world, draft):
 
 def test_site_user_sees_only_messages_delivered_to_them(world, draft, now):
     to_site_2 = message_send(
-        message=draft(audience={"study_sites": [world.ss_a2.id]}),
+        message=draft(audience={"study_sites": [world.ss_a2.id]}, send_now=True),
         actor=world.sponsor_lead_a,
         now=now,
     )
@@ -72,3 +72,21 @@ def test_site_user_sees_only_messages_delivered_to_them(world, draft, now):
         assert not messages_for_user(getattr(world, person)).exists(), person
         with pytest.raises(Http404):
             message_for_user(getattr(world, person), to_site_2.id)
+
+
+def test_site_user_sees_a_digested_message_once_its_digest_is_built(
+    world, draft, now, after_window
+):
+    to_site_2 = message_send(
+        message=draft(audience={"study_sites": [world.ss_a2.id]}),
+        actor=world.sponsor_lead_a,
+        now=now,
+    )
+    message_deliver(message_id=to_site_2.id, now=after_window)
+    assert not messages_for_user(world.site_coord_2).exists(), "waiting for the digest"
+
+    digests_build(now=after_window)
+
+    assert list(messages_for_user(world.site_coord_2)) == [to_site_2]
+    with pytest.raises(Http404):
+        message_for_user(world.site_coord_1, to_site_2.id)

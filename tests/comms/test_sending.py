@@ -285,17 +285,21 @@ def test_deliveries_are_written_with_the_message_or_not_at_all(world, draft, now
 
 
 @pytest.mark.parametrize(
-    ("category", "queue"),
-    [("safety", "priority"), ("recruitment_push", "priority"), ("visit_reminder", "routine")],
+    ("fields", "queue"),
+    [
+        ({"category": "safety"}, "priority"),
+        ({"category": "recruitment_push"}, "priority"),
+        ({"category": "visit_reminder", "send_now": True}, "routine"),
+    ],
 )
 def test_delivery_task_is_enqueued_after_commit_with_the_id_only(
-    world, draft, now, monkeypatch, django_capture_on_commit_callbacks, category, queue
+    world, draft, now, monkeypatch, django_capture_on_commit_callbacks, fields, queue
 ):
     enqueued = []
     monkeypatch.setattr(
         tasks.deliver_message, "apply_async", lambda **kwargs: enqueued.append(kwargs)
     )
-    message = draft(category=category)
+    message = draft(**fields)
     with django_capture_on_commit_callbacks() as callbacks:
         message_send(message=message, actor=world.sponsor_lead_a, now=now)
         assert Delivery.objects.filter(message=message).exists()
@@ -303,6 +307,15 @@ def test_delivery_task_is_enqueued_after_commit_with_the_id_only(
     for callback in callbacks:
         callback()
     assert enqueued == [{"args": [message.id], "queue": queue}]
+
+
+@pytest.mark.parametrize("category", ["visit_reminder", "newsletter"])
+def test_a_message_waiting_for_the_digest_enqueues_nothing(
+    world, draft, now, django_capture_on_commit_callbacks, category
+):
+    with django_capture_on_commit_callbacks() as callbacks:
+        message_send(message=draft(category=category), actor=world.sponsor_lead_a, now=now)
+    assert callbacks == [], "the beat sweep builds the digest when its window comes"
 
 
 def test_pending_message_enqueues_nothing(world, draft, now, django_capture_on_commit_callbacks):
