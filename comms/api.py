@@ -27,6 +27,7 @@ from comms.selectors import (
     inbox_for_user,
     inbox_item_for_user,
     messages_for_user,
+    templates_for_user,
 )
 from comms.services import (
     delivery_acknowledge,
@@ -86,6 +87,9 @@ class MessageSerializer(serializers.ModelSerializer):
             "submitted_at",
             "sent_at",
             "recipients_count",
+            "endorsement_requested",
+            "template",
+            "template_version",
         ]
         read_only_fields = fields
 
@@ -93,9 +97,15 @@ class MessageSerializer(serializers.ModelSerializer):
 class MessageCreateSerializer(serializers.Serializer):
     # Shapes only: the draft service checks tiers, audience, send_now and ack_due_at.
     study = ReachableIdField(studies_for_user)
-    category = serializers.ChoiceField(choices=Category.choices)
-    subject = serializers.CharField()
-    body = serializers.CharField()
+    category = serializers.ChoiceField(
+        choices=Category.choices, required=False, help_text="Required unless from a template."
+    )
+    subject = serializers.CharField(
+        required=False, default="", help_text="Defaults to the template's."
+    )
+    body = serializers.CharField(
+        required=False, default="", help_text="Defaults to the template's."
+    )
     audience = serializers.JSONField(
         help_text='{"study_sites": [ids]} | {"all_sites": true} | {"countries": ["DE"]}, '
         'optionally with "roles": ["site_coordinator", "principal_investigator"].'
@@ -106,6 +116,19 @@ class MessageCreateSerializer(serializers.Serializer):
     dedup_key = serializers.CharField(required=False, allow_blank=True, default="")
     send_now = serializers.BooleanField(required=False, default=False)
     ack_due_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    template = ReachableIdField(
+        templates_for_user,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="An approved template of the study: its category and wording.",
+    )
+    due_date = serializers.DateField(
+        required=False, allow_null=True, default=None, help_text="Fills {due_date}."
+    )
+    endorsement_requested = serializers.BooleanField(
+        required=False, default=False, help_text="A CRO asks the sponsor lead to co-sign."
+    )
 
 
 class ApproveSerializer(serializers.Serializer):

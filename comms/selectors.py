@@ -11,6 +11,8 @@ stand-alone messages, digests (whose lines are the routine deliveries they carry
 
 from __future__ import annotations
 
+import datetime
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import (
     Case,
@@ -36,10 +38,13 @@ from comms.models import (
     DeliveryState,
     Message,
     MessageStatus,
+    MessageTemplate,
+    TemplateStatus,
     Tier,
 )
-from comms.permissions import APPROVER_ROLES, SENDER_ORGANIZATION_KINDS
-from trialhub.models import Raci, ResponsibilityEntry, RoleAssignment
+from comms.permissions import APPROVER_ROLES, SENDER_ORGANIZATION_KINDS, WRITER_ROLES
+from sites.models import StudySite
+from trialhub.models import Raci, ResponsibilityEntry, RoleAssignment, Study
 from trialhub.permissions import membership_of
 from trialhub.selectors import studies_for_user
 
@@ -240,3 +245,79 @@ def inbox_digest_lines(items) -> dict[int, list]:
 
     digest_ids = [item.digest_id for item in items if item.kind == DeliveryKind.DIGEST]
     return digest_lines(digest_ids) if digest_ids else {}
+
+# --- message templates and the compose page --------------------------------------------------
+
+
+def templates_for_user(user: AbstractBaseUser | None) -> QuerySet[MessageTemplate]:
+    """Message templates of the studies the user sees, for sponsor and CRO people (site people
+    read messages, not the wording behind them): none for anyone else."""
+    membership = membership_of(user)
+    if membership is None or membership.organization.kind not in SENDER_ORGANIZATION_KINDS:
+        return MessageTemplate.objects.none()
+    return MessageTemplate.objects.filter(study__in=studies_for_user(user)).select_related(
+        "study", "organization", "created_by", "approved_by"
+    )
+
+
+def templates_for_study(user: AbstractBaseUser | None, study: Study) -> QuerySet[MessageTemplate]:
+    """One study's templates the user may see, by category then name."""
+    return templates_for_user(user).filter(study=study).order_by("category", "name", "id")
+
+
+def template_for_user(user: AbstractBaseUser | None, template_id: int | str) -> MessageTemplate:
+    """The template with this id if the user may see it; ``Http404`` otherwise."""
+    try:
+        return templates_for_user(user).get(pk=int(template_id))
+    except (MessageTemplate.DoesNotExist, TypeError, ValueError):
+        raise Http404("No such template.") from None
+
+
+def approved_templates_for_compose(
+    user: AbstractBaseUser | None, study: Study
+) -> QuerySet[MessageTemplate]:
+    """The study's approved templates, to start a message from."""
+    return templates_for_study(user, study).filter(status=TemplateStatus.APPROVED)
+
+
+def compose_studies_for_user(
+    user: AbstractBaseUser | None, on: datetime.date | None = None
+) -> QuerySet[Study]:
+    """Studies the user writes to sites on (``comms.permissions.can_write`` for many studies):
+    sponsor and CRO organisation admins all the studies they see, other sponsor and CRO people
+    those where they hold a writer role on ``on`` (today)."""
+    membership = membership_of(user)
+    if membership is None or membership.organization.kind not in SENDER_ORGANIZATION_KINDS:
+        return Study.objects.none()
+    studies = studies_for_user(user)
+    if not membership.is_org_admin:
+        writing = (
+            RoleAssignment.objects.active(on)
+            .filter(user=user, role__in=WRITER_ROLES)
+            .values("study_id")
+        )
+        studies = studies.filter(id__in=writing)
+    return studies.order_by("code")
+
+
+def compose_study_sites(study: Study) -> list[StudySite]:
+    """The study's study-sites with their sites, by site name, for the audience picker (the
+    caller resolved the study through a selector); one query."""
+    return list(
+        StudySite.objects.filter(study=study).select_related("site").order_by("site__name", "id")
+    )
+
+
+def audience_reach(*, study_id: int, audience: dict, on: datetime.date) -> tuple[int, int]:
+    """How many people and study-sites a validated audience reaches ``on``; one query."""
+    from comms.services.audience import audience_assignments
+
+    counts = (
+        audience_assignments(study_id=study_id, audience=audience, on=on)
+        .order_by()
+        .aggregate(
+            people=Count("user_id", distinct=True),
+            study_sites=Count("study_site_id", distinct=True),
+        )
+    )
+    return counts["people"], counts["study_sites"]

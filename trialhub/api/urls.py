@@ -4,6 +4,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from comms.api import InboxViewSet, MessageViewSet
+from comms.api_templates import MessageTemplateViewSet
 from sites.api import StudySiteListView, StudySiteViewSet
 from trialhub.api.views import (
     MatrixHistoryView,
@@ -22,6 +23,7 @@ router.register("role-assignments", RoleAssignmentViewSet, basename="api-role-as
 router.register("users", UserViewSet, basename="api-user")
 router.register("messages", MessageViewSet, basename="api-message")
 router.register("inbox", InboxViewSet, basename="api-inbox")
+router.register("message-templates", MessageTemplateViewSet, basename="api-message-template")
 
 urlpatterns = [
     path("auth/token/", TokenObtainView.as_view(), name="api-token"),
