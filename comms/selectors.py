@@ -12,6 +12,8 @@ stand-alone messages, digests (whose lines are the routine deliveries they carry
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import (
@@ -29,8 +31,10 @@ from django.db.models import (
     When,
 )
 from django.http import Http404
+from django.utils import timezone
 
 from comms.models import (
+    ACK_TIERS,
     CATEGORY_RULES,
     Channel,
     Delivery,
@@ -42,7 +46,12 @@ from comms.models import (
     TemplateStatus,
     Tier,
 )
-from comms.permissions import APPROVER_ROLES, SENDER_ORGANIZATION_KINDS, WRITER_ROLES
+from comms.permissions import (
+    APPROVER_ROLES,
+    ENDORSER_ROLES,
+    SENDER_ORGANIZATION_KINDS,
+    WRITER_ROLES,
+)
 from sites.models import StudySite
 from trialhub.models import Raci, ResponsibilityEntry, RoleAssignment, Study
 from trialhub.permissions import membership_of
@@ -245,6 +254,181 @@ def inbox_digest_lines(items) -> dict[int, list]:
 
     digest_ids = [item.digest_id for item in items if item.kind == DeliveryKind.DIGEST]
     return digest_lines(digest_ids) if digest_ids else {}
+
+
+# --- pages: progress of sent messages, approvals preview, endorsement requests ----------------
+
+
+@dataclass
+class MessageProgress:
+    """How far a message got: its recipients' in-app deliveries (every recipient has one)."""
+
+    recipients: int = 0
+    delivered: int = 0  # reached the inbox: delivered, read or acknowledged
+    read: int = 0  # read or acknowledged
+    acknowledged: int = 0
+    pending: int = 0  # waiting for a digest window or the end of quiet hours
+    pending_digest: int = 0
+    escalated: int = 0
+    emailed: int = 0
+    ack_required: int = 0
+
+    @property
+    def ack_percent(self) -> int:
+        return round(100 * self.acknowledged / self.ack_required) if self.ack_required else 0
+
+
+_REACHED = (DeliveryState.DELIVERED, DeliveryState.READ, DeliveryState.ACKNOWLEDGED)
+
+
+def _progress_counts() -> dict[str, Count]:
+    """The counters of ``MessageProgress`` over a message's own deliveries, as aggregates."""
+    in_app = Q(channel=Channel.IN_APP)
+    return {
+        "recipients": Count("id", filter=in_app),
+        "delivered": Count("id", filter=in_app & Q(state__in=_REACHED)),
+        "read": Count(
+            "id",
+            filter=in_app & Q(state__in=(DeliveryState.READ, DeliveryState.ACKNOWLEDGED)),
+        ),
+        "acknowledged": Count("id", filter=in_app & Q(state=DeliveryState.ACKNOWLEDGED)),
+        "pending": Count("id", filter=in_app & Q(state=DeliveryState.PENDING)),
+        "pending_digest": Count(
+            "id", filter=in_app & Q(state=DeliveryState.PENDING, via_digest=True)
+        ),
+        "escalated": Count("id", filter=in_app & Q(escalated_at__isnull=False)),
+        "emailed": Count("id", filter=Q(channel=Channel.EMAIL) & ~Q(state=DeliveryState.PENDING)),
+    }
+
+
+def message_progress(
+    *, user: AbstractBaseUser | None, messages: Iterable[Message]
+) -> dict[int, MessageProgress]:
+    """Delivery and acknowledgement progress of each of ``messages`` (a page of a list), by
+    message id, in one aggregate query whatever the page holds. Only messages the user may
+    see are counted (``messages_for_user``); the others, and messages without deliveries
+    (drafts, pending approval, rejected), get empty progress."""
+    messages = list(messages)
+    progress = {message.id: MessageProgress() for message in messages}
+    if not messages:
+        return progress
+    visible = messages_for_user(user).filter(id__in=list(progress)).values("id")
+    rows = (
+        Delivery.objects.filter(kind=DeliveryKind.MESSAGE, message_id__in=visible)
+        .order_by()
+        .values("message_id")
+        .annotate(**_progress_counts())
+    )
+    for row in rows:
+        message_id = row.pop("message_id")
+        progress[message_id] = MessageProgress(**row)
+    for message in messages:
+        if message.requires_ack:
+            progress[message.id].ack_required = progress[message.id].recipients
+    return progress
+
+
+@dataclass
+class SiteProgress:
+    """A message's acknowledgement at one study-site."""
+
+    study_site_id: int | None
+    site_name: str
+    recipients: int
+    acknowledged: int
+    overdue: int
+
+
+def message_site_progress(
+    *, user: AbstractBaseUser | None, message: Message, now: datetime.datetime | None = None
+) -> list[SiteProgress]:
+    """Per study-site: recipients, acknowledgements and acknowledgements overdue at ``now``
+    (unacknowledged past the message's due time), by site name; one query. Empty unless the
+    user may see the message."""
+    now = now or timezone.now()
+    overdue = Q(state__in=(DeliveryState.PENDING, DeliveryState.DELIVERED, DeliveryState.READ))
+    if message.requires_ack and message.ack_due_at is not None and message.ack_due_at <= now:
+        overdue_count = Count("id", filter=overdue)
+    else:
+        overdue_count = Value(0, output_field=IntegerField())
+    rows = (
+        Delivery.objects.filter(
+            kind=DeliveryKind.MESSAGE,
+            channel=Channel.IN_APP,
+            message_id__in=messages_for_user(user).filter(pk=message.pk).values("id"),
+        )
+        .order_by()
+        .values("study_site_id", "study_site__site__name")
+        .annotate(
+            recipients=Count("id"),
+            acknowledged=Count("id", filter=Q(state=DeliveryState.ACKNOWLEDGED)),
+            overdue=overdue_count,
+        )
+        .order_by("study_site__site__name", "study_site_id")
+    )
+    return [
+        SiteProgress(
+            study_site_id=row["study_site_id"],
+            site_name=row["study_site__site__name"] or "—",
+            recipients=row["recipients"],
+            acknowledged=row["acknowledged"],
+            overdue=row["overdue"],
+        )
+        for row in rows
+    ]
+
+
+def audience_reach_counts(*, messages: Iterable[Message], on: datetime.date) -> dict[int, int]:
+    """How many people each message's audience reaches ``on`` (distinct users, as
+    ``audience_recipients`` resolves them), by message id: one query for a page of messages
+    (a ``UNION ALL`` of one counting branch per message). Callers pass messages they got
+    through a tenancy selector; an audience that no longer validates counts 0."""
+    from comms.services.audience import audience_assignments
+
+    counts: dict[int, int] = {}
+    branches = []
+    for message in messages:
+        counts[message.id] = 0
+        if not isinstance(message.audience, dict):
+            continue
+        branches.append(
+            audience_assignments(study_id=message.study_id, audience=message.audience, on=on)
+            .order_by()
+            .values("study_id")
+            .annotate(
+                message_ref=Value(message.id, output_field=IntegerField()),
+                reached=Count("user_id", distinct=True),
+            )
+            .values_list("message_ref", "reached")
+        )
+    if branches:
+        for message_id, reached in branches[0].union(*branches[1:], all=True):
+            counts[message_id] = reached
+    return counts
+
+
+def endorsement_requests_for_user(user: AbstractBaseUser | None) -> QuerySet[Message]:
+    """Key and critical messages whose sender asked for the sponsor's co-signature, not yet
+    endorsed, on studies where the user is the sponsor lead today; oldest first."""
+    leading = (
+        RoleAssignment.objects.active()
+        .filter(user=user, role__in=ENDORSER_ROLES)
+        .values("study_id")
+        if user is not None and user.is_authenticated
+        else RoleAssignment.objects.none().values("study_id")
+    )
+    return (
+        messages_for_user(user)
+        .filter(
+            endorsement_requested=True,
+            endorsed_by__isnull=True,
+            tier__in=ACK_TIERS,
+            status__in=(MessageStatus.PENDING_APPROVAL, MessageStatus.SENT),
+            study__in=leading,
+        )
+        .order_by("submitted_at", "id")
+    )
+
 
 # --- message templates and the compose page --------------------------------------------------
 

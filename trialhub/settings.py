@@ -81,6 +81,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "trialhub.context_processors.membership",
+                "comms.context_processors.inbox",
             ],
         },
     },

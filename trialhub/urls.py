@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/v1/", include("trialhub.api.urls")),
     path("", include("trialhub.page_urls")),
     path("sites/", include("sites.urls")),
+    path("", include("comms.urls")),
 ]
 
 if settings.DEBUG:
