@@ -61,6 +61,8 @@ def _build_batch(now: datetime.datetime, batch: int) -> tuple[int, bool]:
     for delivery_id, recipient_id, due_at, email in rows:
         groups[recipient_id, due_at].append(delivery_id)
         emails[recipient_id] = email
+    # A window already built (its rows were split over batches or sweeps) is not a new digest.
+    existing = _digest_ids(groups)
     Digest.objects.bulk_create(
         (
             Digest(recipient_id=recipient, window_at=window, created_at=now)
@@ -81,11 +83,11 @@ def _build_batch(now: datetime.datetime, batch: int) -> tuple[int, bool]:
         delivered_at=now,
     )
     _count_lines(digest_ids)
-    created = _digest_deliveries(groups, digest_ids, emails, now)
+    _digest_deliveries(digest_ids, emails, now)
     for start in range(0, len(digest_ids), EMAIL_TASK_DIGESTS):
         chunk = list(digest_ids.values())[start : start + EMAIL_TASK_DIGESTS]
         transaction.on_commit(partial(_enqueue_emails, chunk))
-    return created, more
+    return len(digest_ids) - len(existing), more
 
 
 def _digest_ids(groups) -> dict[tuple[int, datetime.datetime], int]:
@@ -117,7 +119,7 @@ def _count_lines(digest_ids: dict) -> None:
     )
 
 
-def _digest_deliveries(groups, digest_ids, emails, now: datetime.datetime) -> int:
+def _digest_deliveries(digest_ids, emails, now: datetime.datetime) -> None:
     """The digest's own deliveries: in-app (delivered now) and email (sent by a task)."""
     deliveries = []
     for key, digest_id in digest_ids.items():
@@ -144,7 +146,6 @@ def _digest_deliveries(groups, digest_ids, emails, now: datetime.datetime) -> in
                 )
             )
     Delivery.objects.bulk_create(deliveries, ignore_conflicts=True, batch_size=5000)
-    return len(digest_ids)
 
 
 def _enqueue_emails(digest_ids: list[int]) -> None:

@@ -7,7 +7,8 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from comms.services import message_draft_create
+from comms.services import message_draft_create, message_send
+from sites.services import site_preferences_update
 from tests.comms.helpers import DIGEST_WAIT
 from trialhub.selectors import responsibility_matrix
 from trialhub.services import responsibility_matrix_set
@@ -64,3 +65,30 @@ def draft(world):
 def after_window(now) -> datetime.datetime:
     """An instant after the next digest window of every site of ``world``."""
     return now + DIGEST_WAIT
+
+
+@pytest.fixture
+def site_prefs(world):
+    """``site_prefs(site, **data)``: change a site's time zone, digest schedule or quiet hours
+    as its coordinator, through the service the site's profile page uses."""
+    editors = {
+        world.site_1.id: world.site_coord_1,
+        world.site_2.id: world.site_coord_2,
+        world.site_3.id: world.site_coord_3,
+    }
+
+    def change(site, **data):
+        return site_preferences_update(site=site, actor=editors[site.id], data=data)
+
+    return change
+
+
+@pytest.fixture
+def send(world, draft):
+    """``send(at, actor=..., study=..., **fields)``: a draft (see ``draft``) sent at ``at``."""
+
+    def make(at: datetime.datetime, *, actor=None, **fields):
+        actor = actor or world.sponsor_lead_a
+        return message_send(message=draft(actor=actor, **fields), actor=actor, now=at)
+
+    return make
