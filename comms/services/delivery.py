@@ -103,25 +103,30 @@ def _send_emails(
     return sent_total
 
 
-@transaction.atomic
 def _send_chunk(chunk: list[int], build, connection, now: datetime.datetime) -> int:
-    rows = list(
-        Delivery.objects.select_for_update(skip_locked=True, of=("self",))
-        .filter(id__in=chunk, state=DeliveryState.PENDING)
-        .select_related("recipient", "study_site__site")
-        .order_by("id")
-    )
-    sent: list[int] = []
-    try:
-        for delivery in rows:
-            if delivery.recipient.email:
-                email = build(delivery)
-                email.connection = connection
-                email.send()
-            sent.append(delivery.id)
-    finally:
-        # Whatever was handed to the mail server is delivered, even if a later send failed.
+    failure: Exception | None = None
+    with transaction.atomic():
+        rows = list(
+            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(id__in=chunk, state=DeliveryState.PENDING)
+            .select_related("recipient", "study_site__site")
+            .order_by("id")
+        )
+        sent: list[int] = []
+        try:
+            for delivery in rows:
+                if delivery.recipient.email:
+                    email = build(delivery)
+                    email.connection = connection
+                    email.send()
+                sent.append(delivery.id)
+        except Exception as error:
+            failure = error
+        # Whatever was handed to the mail server is delivered, even if a later send failed:
+        # committed first, the failure raised after (raised inside, it would roll this back).
         Delivery.objects.filter(id__in=sent).update(state=DeliveryState.DELIVERED, delivered_at=now)
+    if failure is not None:
+        raise failure
     return len(sent)
 
 
