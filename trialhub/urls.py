@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("trialhub.api.urls")),
     path("", include("trialhub.page_urls")),
+    path("", include("comms.urls_stats")),
     path("sites/", include("sites.urls")),
     path("", include("comms.urls")),
 ]

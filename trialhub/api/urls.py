@@ -4,6 +4,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from comms.api import InboxViewSet, MessageViewSet
+from comms.api_stats import StudyMessageLoadView
 from comms.api_templates import MessageTemplateViewSet
 from sites.api import StudySiteListView, StudySiteViewSet
 from trialhub.api.views import (
@@ -38,6 +39,11 @@ urlpatterns = [
         "studies/<int:study_id>/responsibilities/history/",
         MatrixHistoryView.as_view(),
         name="api-study-responsibility-history",
+    ),
+    path(
+        "studies/<int:study_id>/message-load/",
+        StudyMessageLoadView.as_view(),
+        name="api-study-message-load",
     ),
     *router.urls,
 ]
