@@ -65,7 +65,19 @@ def _escalate_batch(now: datetime.datetime, batch: int) -> tuple[int, bool]:
         if study_site_id is not None:
             sites_by_message[message_id].add(study_site_id)
         senders[message_id] = sender_id
-    people = _site_people({site for sites in sites_by_message.values() for site in sites}, now)
+    study_site_ids = {site for sites in sites_by_message.values() for site in sites}
+    people = _site_people(study_site_ids, now)
+    # A study-site escalated already (its rows were split over batches or sweeps) is not new.
+    already = set(
+        Delivery.objects.filter(
+            kind=DeliveryKind.ESCALATION,
+            message_id__in=list(sites_by_message),
+            study_site_id__in=study_site_ids,
+        )
+        .order_by()
+        .values_list("message_id", "study_site_id")
+        .distinct()
+    )
     deliveries = []
     for message_id, study_sites in sites_by_message.items():
         for study_site_id in study_sites:
@@ -85,7 +97,12 @@ def _escalate_batch(now: datetime.datetime, batch: int) -> tuple[int, bool]:
     Delivery.objects.filter(id__in=[row[0] for row in overdue]).update(escalated_at=now)
     for message_id in sites_by_message:
         transaction.on_commit(partial(_enqueue, message_id))
-    return sum(len(sites) for sites in sites_by_message.values()), more
+    escalated = {
+        (message_id, study_site_id)
+        for message_id, study_sites in sites_by_message.items()
+        for study_site_id in study_sites
+    }
+    return len(escalated - already), more
 
 
 def _site_people(study_site_ids: set[int], now: datetime.datetime) -> dict[int, set[int]]:
