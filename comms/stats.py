@@ -26,7 +26,7 @@ Per study-site and week:
   deliveries + ``digest_items``); ``reduction`` = ``1 - notifications / without_batching``
   (``None`` when nothing was delivered).
 - ``median_ack_hours`` and ``ack_n``: the median, over the key and critical deliveries
-  **acknowledged** that week, of the hours from the message being sent to its
+  **acknowledged** that week, of the hours from its delivery to its
   acknowledgement, and how many there were; ``None`` when ``ack_n`` is 0.
 - ``escalated``: key and critical deliveries **escalated** (overdue acknowledgement) that week.
 
@@ -264,7 +264,7 @@ def _escalated_cells(study_ids, since, until) -> dict[tuple[int, datetime.date],
 def _ack_medians(
     study_ids, since, until
 ) -> dict[tuple[int | None, datetime.date | None], tuple[float | None, int]]:
-    """Median hours from sending to acknowledgement, and how many, per (study-site, week of
+    """Median hours from delivery to acknowledgement, and how many, per (study-site, week of
     acknowledgement), per study-site, per week and overall: four groupings, one query."""
     acknowledged = (
         _message_deliveries(study_ids)
@@ -273,7 +273,7 @@ def _ack_medians(
             acknowledged_at__gte=since,
             acknowledged_at__lt=until,
         )
-        .annotate(hours=Hours(F("acknowledged_at") - F("message__sent_at")))
+        .annotate(hours=Hours(F("acknowledged_at") - F("delivered_at")))
     )
     every_site = Value(None, output_field=IntegerField())
     every_week = Value(None, output_field=DateField())
