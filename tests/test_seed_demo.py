@@ -10,10 +10,14 @@ from django.apps import apps
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 from guardian.models import UserObjectPermission
 
+from comms.models import Delivery, DeliveryKind, DeliveryState, Digest, Message, MessageStatus
+from comms.rendering import digest_lines
+from comms.selectors import PIN_NONE, inbox_for_user, pending_approvals_for_user
+from comms.services import delivery_acknowledge
 from sites.models import MILESTONE_FIELDS, Site, StudySite, StudySiteStatus
 from trialhub.models import (
     Area,
@@ -51,6 +55,7 @@ def _row_counts() -> dict[str, int]:
     models = [
         *apps.get_app_config("trialhub").get_models(),
         *apps.get_app_config("sites").get_models(),
+        *apps.get_app_config("comms").get_models(),
         User,
         UserObjectPermission,
     ]
@@ -64,10 +69,11 @@ def seeded(django_db_setup, django_db_blocker):
         django_db_blocker.unblock(),
         transaction.atomic(),
     ):
+        started = timezone.now()
         call_command("seed_demo", stdout=io.StringIO())
         first = _row_counts()
         call_command("seed_demo", stdout=io.StringIO())
-        yield {"first": first, "second": _row_counts()}
+        yield {"first": first, "second": _row_counts(), "started": started}
         transaction.set_rollback(True)
 
 
@@ -86,6 +92,7 @@ def _site_of(username: str) -> Site:
 def test_second_run_changes_no_row_counts(seeded):
     assert seeded["first"] == seeded["second"]
     assert seeded["first"]["trialhub.RoleAssignment"] > 0
+    assert seeded["first"]["comms.Message"] > 0 and seeded["first"]["comms.Digest"] > 0
 
 
 def test_two_sponsors_and_two_cros(seeded):
@@ -245,3 +252,144 @@ def test_matrix_history_is_dated_like_a_real_study(seeded):
         assert revisions.count() >= 3
         assert all(rev.changed_at.date() < study.planned_start for rev in revisions), study.code
         assert revisions.last().changed_by.username in {"sponsor_a", "sponsor_b"}
+
+
+# --- the message history ---------------------------------------------------------------------
+
+
+def _sponsor_of(item) -> set[str]:
+    """The sponsors an inbox item speaks for: its message's, or its digest lines'."""
+    if item.kind == DeliveryKind.DIGEST:
+        return {line.sponsor_name for line in digest_lines([item.digest_id])[item.digest_id]}
+    return {item.message.study.sponsor.name}
+
+
+def test_site_coord_sees_critical_then_key_pinned_above_digests_across_both_sponsors(seeded):
+    items = list(inbox_for_user(user=_user("site_coord")))
+    pinned = [item for item in items if item.pin_rank < PIN_NONE]
+    assert [item.message.tier for item in pinned] == ["critical", "key", "key"], pinned
+    assert items[: len(pinned)] == pinned, "pinned items come first"
+    for item in pinned:
+        assert item.state != DeliveryState.ACKNOWLEDGED
+        assert item.message.ack_due_at > timezone.now(), f"{item.message} is due in the future"
+    assert {item.message.study.sponsor.name for item in pinned} == {SPONSOR_A, SPONSOR_B}
+    rest = items[len(pinned) :]
+    digests = [item for item in rest if item.kind == DeliveryKind.DIGEST]
+    assert len(digests) >= 10, "three weeks of routine traffic arrive as daily digests"
+    assert set().union(*map(_sponsor_of, digests)) == {SPONSOR_A, SPONSOR_B}
+    states = {item.state for item in digests}
+    assert {DeliveryState.READ, DeliveryState.DELIVERED} <= states, "some digests read, some not"
+
+
+def test_site_coord_acknowledges_the_critical_message_and_it_leaves_the_pinned_area(seeded):
+    site_coord = _user("site_coord")
+    critical = inbox_for_user(user=site_coord).first()
+    assert critical.message.tier == "critical"
+    delivery_acknowledge(delivery=critical, actor=site_coord)
+    first = inbox_for_user(user=site_coord).first()
+    assert first.message.tier == "key"
+    assert inbox_for_user(user=site_coord).get(pk=critical.pk).pin_rank == PIN_NONE
+
+
+def test_routine_duplicates_collapse_into_digest_lines_with_counts(seeded):
+    digest_ids = Digest.objects.filter(recipient=_user("site_coord")).values_list("id", flat=True)
+    lines = [line for found in digest_lines(digest_ids).values() for line in found]
+    counts = {line.dedup_key: line.count for line in lines if line.dedup_key}
+    assert counts.get("visit-data-101-042") == 3, "one reminder sent three times in one day"
+    assert sum(1 for line in lines if line.count > 1) >= 3
+    assert any(line.throttled for line in lines), "a 'send now' beyond the daily limit"
+    assert Digest.objects.filter(lines_count__lt=F("items_count")).count() >= 5
+
+
+def test_send_now_reminders_went_alone_up_to_the_daily_limit(seeded):
+    alone = Delivery.objects.filter(
+        recipient=_user("site_coord"),
+        kind=DeliveryKind.MESSAGE,
+        channel="in_app",
+        via_digest=False,
+        message__tier="routine",
+    )
+    assert alone.count() >= 2
+    assert Delivery.objects.filter(throttled=True, via_digest=True).exists()
+
+
+def test_a_cra_out_of_role_message_waits_for_sponsor_a(seeded):
+    waiting = pending_approvals_for_user(_user("sponsor_a"))
+    from_cra = [
+        message
+        for message in waiting
+        if message.sender.role_assignments.active().filter(role="cra", study=message.study).exists()
+    ]
+    assert from_cra, "a CRA's recruitment push waits for the sponsor"
+    message = from_cra[0]
+    assert message.status == MessageStatus.PENDING_APPROVAL
+    assert message.sender.username in {"cra_1", "cra_2"}
+    assert message.category == "recruitment_push"  # Meridian is only Consulted on it
+    assert not pending_approvals_for_user(_user("cro_pm")).filter(pk=message.pk).exists()
+
+
+def test_a_cra_draft_was_rejected_by_the_accountable_sponsor_with_a_reason(seeded):
+    rejected = Message.objects.get(status=MessageStatus.REJECTED)
+    decision = rejected.decisions.get()
+    assert rejected.sender.username.startswith("cra_")
+    assert decision.decision == "rejected" and decision.reason
+    assert decision.decided_by.username == "sponsor_b"
+    assert not rejected.deliveries.exists()
+
+
+def test_cro_key_messages_endorsed_by_the_sponsor_lead_and_one_waiting(seeded):
+    endorsed = Message.objects.filter(endorsed_by__isnull=False)
+    assert endorsed.filter(sender_organization__name=MERIDIAN, tier="key").exists()
+    for message in endorsed:
+        lead = "sponsor_a" if message.study.sponsor.name == SPONSOR_A else "sponsor_b"
+        assert message.endorsed_by.username == lead
+    waiting = Message.objects.filter(endorsement_requested=True, endorsed_by__isnull=True)
+    assert waiting.filter(status=MessageStatus.SENT).count() == 1
+
+
+def test_overdue_acknowledgements_were_escalated_at_their_due_time(seeded):
+    escalations = Delivery.objects.filter(kind=DeliveryKind.ESCALATION, channel="in_app")
+    assert escalations.exists()
+    overdue = Delivery.objects.filter(kind=DeliveryKind.MESSAGE, escalated_at__isnull=False)
+    assert overdue.filter(acknowledged_at__isnull=True).exists(), "one never acknowledged"
+    assert overdue.filter(acknowledged_at__isnull=False).exists(), "some acknowledged late"
+    for delivery in overdue.select_related("message"):
+        assert delivery.escalated_at == delivery.message.ack_due_at
+        assert delivery.acknowledged_at is None or delivery.acknowledged_at > delivery.escalated_at
+        told = set(
+            escalations.filter(
+                message=delivery.message, study_site=delivery.study_site
+            ).values_list("recipient_id", flat=True)
+        )
+        assert delivery.message.sender_id in told
+    on_time = Delivery.objects.filter(
+        kind=DeliveryKind.MESSAGE, escalated_at__isnull=True, acknowledged_at__isnull=False
+    )
+    assert on_time.count() > overdue.count(), "most sites acknowledge on time"
+
+
+def test_a_safety_communication_was_acknowledged_by_the_sites(seeded):
+    safety = Message.objects.filter(category="safety", status=MessageStatus.SENT)
+    assert {message.study.sponsor.name for message in safety} == {SPONSOR_A, SPONSOR_B}
+    past = safety.filter(ack_due_at__lt=seeded["started"]).get()
+    acknowledged = past.deliveries.filter(state=DeliveryState.ACKNOWLEDGED, channel="in_app")
+    assert acknowledged.count() >= 4 and past.tier == "critical"
+
+
+def test_a_cro_message_from_a_sponsor_approved_template_went_without_approval(seeded):
+    message = Message.objects.get(template__isnull=False)
+    assert message.template.status == "approved"
+    assert message.template.approved_by.username == "sponsor_a"
+    assert message.sender_organization.name == MERIDIAN and message.category == "recruitment_push"
+    assert message.status == MessageStatus.SENT and not message.decisions.exists()
+
+
+def test_history_spans_six_weeks_in_the_past_and_leaves_only_future_work_pending(seeded):
+    started = seeded["started"]
+    sent = Message.objects.filter(sent_at__isnull=False)
+    oldest = sent.earliest("sent_at").sent_at
+    assert started - datetime.timedelta(days=49) < oldest < started - datetime.timedelta(days=35)
+    assert sent.filter(sent_at__gt=started).count() == 0
+    pending = Delivery.objects.filter(state=DeliveryState.PENDING)
+    assert not pending.filter(due_at__lte=started).exists(), "nothing due is left undelivered"
+    assert not pending.filter(channel="email", kind=DeliveryKind.DIGEST).exists()

@@ -27,6 +27,7 @@ from django.utils import timezone
 from sites.models import MILESTONE_FIELDS, Site, StudySite, TrainingRecord
 from sites.services import site_create, study_site_create, training_record_create
 from trialhub.management.commands import _demo_data as demo
+from trialhub.management.commands._demo_messages import seed_messages
 from trialhub.models import (
     Area,
     Engagement,
@@ -85,6 +86,7 @@ def seed_demo(*, today: datetime.date) -> None:
     _site_staff(organizations)
     _cra_tenures(organizations, today)
     _training(organizations, today)
+    seed_messages(now=timezone.now())
 
 
 def _ago(today: datetime.date, months: float) -> datetime.date:
