@@ -183,7 +183,8 @@ def _digest_has(**lookups) -> Exists:
 
 
 def _apply_inbox_filters(items: QuerySet[Delivery], filters: dict) -> QuerySet[Delivery]:
-    """Filters apply to a message's fields; a digest matches when one of its lines does."""
+    """Filters apply to a message's fields; a digest matches when one of its lines matches
+    them all (study B's info items: a study B line that is info, not any two lines)."""
     unknown = set(filters) - INBOX_FILTERS
     if unknown:
         raise ValueError(f"Unknown inbox filters: {', '.join(sorted(unknown))}.")
@@ -192,12 +193,11 @@ def _apply_inbox_filters(items: QuerySet[Delivery], filters: dict) -> QuerySet[D
         "sponsor": "message__study__sponsor_id",
         "tier": "message__tier",
     }
-    for name, lookup in lookups.items():
-        if filters.get(name) is not None:
-            value = filters[name]
-            items = items.filter(
-                Q(**{lookup: value}) | Q(kind=DeliveryKind.DIGEST) & _digest_has(**{lookup: value})
-            )
+    wanted = {
+        lookup: filters[name] for name, lookup in lookups.items() if filters.get(name) is not None
+    }
+    if wanted:
+        items = items.filter(Q(**wanted) | Q(kind=DeliveryKind.DIGEST) & _digest_has(**wanted))
     if filters.get("state") is not None:
         items = items.filter(state=INBOX_STATES[filters["state"]])
     return items
