@@ -73,8 +73,11 @@ def comms_sweep(*, now: datetime.datetime | None = None) -> SweepResult:
     """Build due digests, escalate overdue acknowledgements, re-enqueue stuck deliveries.
 
     Deliveries deferred to a later time (quiet hours) are picked up here too once due.
+    A ``now`` without an offset (an operator replaying a period) is UTC, like the beat.
     """
     now = now or timezone.now()
+    if timezone.is_naive(now):
+        now = now.replace(tzinfo=datetime.UTC)
     digests = digests_build(now=now)
     escalations = escalations_sweep(now=now)
     messages, digests_requeued = deliveries_requeue(now=now)

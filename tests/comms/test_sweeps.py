@@ -228,3 +228,12 @@ def test_beat_down_for_an_hour_catches_up_digests_and_escalations(
     assert not Delivery.objects.filter(state=DeliveryState.PENDING).exists()
     assert comms_sweep(now=next_sweep + stuck) == SweepResult(0, 0, 0, 0)
     assert len([email for email in mailoutbox if email.subject.startswith("TrialHub digest")]) == 5
+
+
+def test_the_beat_task_reads_a_time_without_offset_as_utc(world, send):
+    send(T)
+    safety = send(T, category="safety", ack_due_at=WINDOW)
+    message_deliver(message_id=safety.id, now=T)
+    result = sweep(now=WINDOW.replace(tzinfo=None).isoformat())
+    assert (result["digests"], result["escalations"]) == (3, 2)
+    assert set(Digest.objects.values_list("window_at", flat=True)) == {WINDOW}
