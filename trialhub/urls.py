@@ -21,6 +21,7 @@ urlpatterns = [
     path("", include("comms.urls_stats")),
     path("sites/", include("sites.urls")),
     path("", include("comms.urls")),
+    path("", include("comms.urls_compose")),
 ]
 
 if settings.DEBUG:

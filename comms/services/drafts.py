@@ -29,6 +29,28 @@ SUBJECT_MAX_LENGTH = Message._meta.get_field("subject").max_length
 DEDUP_KEY_MAX_LENGTH = Message._meta.get_field("dedup_key").max_length
 
 
+def message_wording(
+    *,
+    study: Study,
+    subject: str,
+    body: str,
+    template: MessageTemplate | None = None,
+    due_date: datetime.date | None = None,
+) -> tuple[str, str]:
+    """The subject and body a draft stores: as given (or, when empty, the ``template``'s),
+    trimmed, with ``{study_code}`` and ``{due_date}`` (when given) filled in. The compose
+    page's preview words a message the same way before it exists."""
+    if template is not None:
+        subject, body = subject.strip() or template.subject, body.strip() or template.body
+    values = {"study_code": study.code}
+    if due_date is not None:
+        values["due_date"] = format_due_date(due_date)
+    return (
+        render_placeholders(subject.strip(), **values),
+        render_placeholders(body.strip(), **values),
+    )
+
+
 @transaction.atomic
 def message_draft_create(
     *,
@@ -74,9 +96,7 @@ def message_draft_create(
     errors: dict[str, str] = {}
     category = category or None
     if template is not None:
-        category, subject, body = _from_template(
-            template, study, category, subject, body, due_date, errors
-        )
+        category = _template_category(template, study, category, due_date, errors)
     if category is None:
         if "template" not in errors:
             errors["category"] = "Choose a category."
@@ -86,11 +106,13 @@ def message_draft_create(
         tier = CATEGORY_RULES[category].tier
     if tier is not None and tier not in Tier.values:
         errors["tier"] = f"Unknown tier {tier!r}."
-    values = {"study_code": study.code}
-    if due_date is not None:
-        values["due_date"] = format_due_date(due_date)
-    subject = render_placeholders(subject.strip(), **values)
-    body = render_placeholders(body.strip(), **values)
+    subject, body = message_wording(
+        study=study,
+        subject=subject,
+        body=body,
+        template=None if "template" in errors else template,
+        due_date=due_date,
+    )
     dedup_key = dedup_key.strip()
     # A refused template is the one thing to fix, not the text it would have provided.
     wanted = "template" not in errors
@@ -136,27 +158,24 @@ def message_draft_create(
     )
 
 
-def _from_template(
+def _template_category(
     template: MessageTemplate,
     study: Study,
     category: str | None,
-    subject: str,
-    body: str,
     due_date: datetime.date | None,
     errors: dict[str, str],
-) -> tuple[str | None, str, str]:
-    """The category, subject and body a message written from ``template`` starts with;
-    problems go into ``errors``."""
+) -> str | None:
+    """The category of a message written from ``template``; problems go into ``errors``."""
     if template.study_id != study.pk:
         errors["template"] = f"Not a template of {study.code}."
-        return category, subject, body
+        return category
     if template.status != TemplateStatus.APPROVED:
         errors["template"] = f"This template is {template.get_status_display().lower()}."
-        return category, subject, body
-    if category not in (None, "", template.category):
+        return category
+    if category not in (None, template.category):
         errors["category"] = (
             f"The template is for {Category(template.category).label.lower()} messages."
         )
     if due_date is None and template_needs_due_date(template):
         errors["due_date"] = "This template needs a due date."
-    return template.category, subject.strip() or template.subject, body.strip() or template.body
+    return template.category
