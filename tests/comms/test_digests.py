@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from django.core.exceptions import PermissionDenied
 
 from comms.models import Channel, Delivery, DeliveryKind, DeliveryState, Digest
 from comms.rendering import digest_lines
@@ -200,6 +201,18 @@ def test_digest_email_has_plain_text_and_html_parts(world, send, mailoutbox):
     assert set(emails.values_list("state", "delivered_at")) == {(DeliveryState.DELIVERED, WINDOW)}
 
 
+def test_digest_email_escapes_subjects_in_html_only(world, send, mailoutbox):
+    send(NOON, subject="Bring <ID> & consent forms")
+    digests_build(now=WINDOW)
+    digest_emails_deliver(digest_ids=[digest_item(world.site_coord_1).digest_id], now=WINDOW)
+
+    [email] = mailoutbox
+    assert "Bring <ID> & consent forms" in email.body
+    [(html, _mimetype)] = email.alternatives
+    assert "Bring &lt;ID&gt; &amp; consent forms" in html
+    assert "<ID>" not in html
+
+
 def test_a_recipient_without_an_address_gets_the_digest_in_app_only(world, send, mailoutbox):
     type(world.pi_1).objects.filter(pk=world.pi_1.pk).update(email="")
     reminder(send)
@@ -259,8 +272,6 @@ def test_reading_a_digest_leaves_other_digests_unread(world, send):
 
 @pytest.mark.parametrize("person", ["pi_1", "site_coord_2", "sponsor_lead_a"])
 def test_only_the_recipient_reads_a_digest(world, send, person):
-    from django.core.exceptions import PermissionDenied
-
     reminder(send)
     digests_build(now=WINDOW)
     item = digest_item(world.site_coord_1)

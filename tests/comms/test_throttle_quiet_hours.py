@@ -17,7 +17,7 @@ from comms.models import (
     StudyCommsPolicy,
 )
 from comms.rendering import digest_lines
-from comms.services import digests_build, message_deliver
+from comms.services import digests_build, message_approve, message_deliver, message_send
 from tests.comms.helpers import digest_item, next_year
 
 MINUTE = datetime.timedelta(minutes=1)
@@ -284,3 +284,19 @@ def test_every_recipient_has_a_row_whatever_the_route(world, send, evening, quie
     for message in messages:
         assert in_app_people(message) == STUDY_A_PEOPLE, message.subject
         assert message.recipients_count == 3
+
+
+def test_an_approved_message_is_timed_from_its_approval(world, draft, quiet_site_1):
+    """A CRO recruitment push waits for sponsor A's approval; approved at 22:30 in Berlin,
+    Site One gets it when its quiet hours end, Site Two at once."""
+    submitted = next_year(1, 14, 12)
+    evening = next_year(1, 14, 21, 30)
+    message = draft(actor=world.cro_pm, category="recruitment_push")
+    message = message_send(message=message, actor=world.cro_pm, now=submitted)
+    assert not Delivery.objects.filter(message=message).exists()
+
+    message = message_approve(message=message, actor=world.sponsor_lead_a, now=evening)
+
+    due = {person: row.due_at for (person, channel), row in rows(message).items()}
+    assert due == {"coord_1": next_year(1, 15, 6), "pi_1": next_year(1, 15, 6), "coord_2": evening}
+    assert message.ack_due_at == evening + datetime.timedelta(hours=48)
