@@ -50,7 +50,7 @@ def alone(message, username: str) -> bool:
 
 @pytest.fixture
 def evening():
-    """22:30 in Berlin and Paris (21:30 UTC) on a winter Wednesday-or-so of next year."""
+    """22:30 in Berlin and Paris (21:30 UTC) on 14 January next year (winter time)."""
     return next_year(1, 14, 21, 30)
 
 
