@@ -1,9 +1,10 @@
 """Escalating acknowledgements that are overdue (PRODUCT.md "Acknowledgement & escalation").
 
-A key or critical delivery not acknowledged by the message's ``ack_due_at`` is escalated
-once: the study-site's principal investigator and its CRA(s), and the message's sender, each
-get an escalation delivery (in-app and email) naming the study-site. The overdue rows are
-taken under ``SELECT … FOR UPDATE SKIP LOCKED`` and stamped ``escalated_at`` in the same
+A key or critical delivery not acknowledged by the message's ``ack_due_at`` (moved later by
+as long as the delivery was held back for the site's quiet hours) is escalated once: the
+study-site's principal investigator and its CRA(s), and the message's sender, each get an
+escalation delivery (in-app and email) naming the study-site. The overdue rows are taken
+under ``SELECT … FOR UPDATE SKIP LOCKED`` and stamped ``escalated_at`` in the same
 transaction, so concurrent or late sweeps escalate each one exactly once.
 """
 
@@ -14,6 +15,7 @@ from collections import defaultdict
 from functools import partial
 
 from django.db import transaction
+from django.db.models import DateTimeField, ExpressionWrapper, F
 from django.utils import timezone
 
 from comms.models import Channel, Delivery, DeliveryKind, DeliveryState, MessageStatus
@@ -50,6 +52,14 @@ def _escalate_batch(now: datetime.datetime, batch: int) -> tuple[int, bool]:
             message__requires_ack=True,
             message__ack_due_at__lte=now,
         )
+        # A delivery held back (quiet hours) gets the time it was held on top of the due time.
+        .alias(
+            ack_deadline=ExpressionWrapper(
+                F("message__ack_due_at") + (F("due_at") - F("message__sent_at")),
+                output_field=DateTimeField(),
+            )
+        )
+        .filter(ack_deadline__lte=now)
         .order_by("id")
         .values_list(
             "id", "message_id", "study_site_id", "message__sender_id", "message__study_id"

@@ -245,3 +245,27 @@ def test_escalation_emails_name_the_site(world, safety, mailoutbox):
     assert mimetype == "text/html"
     assert "Not acknowledged in time at Site One" in html
     assert message_deliver(message_id=safety.id, now=DUE) == 0, "each is sent once"
+
+
+def test_a_delivery_held_through_quiet_hours_gets_that_long_more_before_escalating(
+    world, send, site_prefs
+):
+    """Site One is quiet 09:00–13:00 Berlin time: a key message sent at 10:00 reaches it at
+    13:00, three hours late, so its acknowledgement escalates three hours after the due time;
+    Site Two, not held back, escalates on time."""
+    site_prefs(
+        world.site_1,
+        quiet_hours_enabled=True,
+        quiet_hours_start=datetime.time(9),
+        quiet_hours_end=datetime.time(13),
+    )
+    message = send(T, category="protocol_amendment", subject="Amendment", ack_due_at=DUE)
+    held = in_app(world.site_coord_1, message)
+    assert held.due_at == T + datetime.timedelta(hours=3)
+
+    escalations_sweep(now=DUE)
+    assert told(message, "Site One") == set(), "Site One got the message only an hour ago"
+    assert told(message, "Site Two") == {"lead_a"}
+
+    escalations_sweep(now=DUE + datetime.timedelta(hours=3))
+    assert told(message, "Site One") == {"pi_1", "cra", "lead_a"}
