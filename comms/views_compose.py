@@ -1,11 +1,11 @@
-"""Writing to sites: the compose page with its live routing preview, and each study's message
-templates page (templates, the comms policy, endorsement requests).
+"""Writing to sites: the compose page with its live routing preview (the templates pages are
+``comms.views_templates``).
 
-Sponsor and CRO people only: anyone else gets 404, like a study out of reach. Studies,
-templates and messages come through the selectors (404 when out of reach); writes go through
-the services, whose ``PermissionDenied`` is a 403 and whose ``ValidationError``s go back on
-the forms (400). htmx refreshes the preview as the form changes; without JavaScript the
-"Preview" button does the same with a full page.
+Sponsor and CRO people only: anyone else gets 404, like a study out of reach. Studies and
+templates come through the selectors (404 when out of reach); writes go through the services,
+whose ``PermissionDenied`` is a 403 and whose ``ValidationError``s go back on the form (400).
+htmx refreshes the preview as the form changes; without JavaScript the "Preview" button does
+the same with a full page.
 """
 
 from __future__ import annotations
@@ -16,43 +16,21 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
-from comms.forms_compose import (
-    MULTI_VALUE_FIELDS,
-    CommsPolicyForm,
-    ComposeForm,
-    TemplateForm,
-    add_compose_errors,
-)
-from comms.models import Category, Message, MessageStatus, MessageTemplate, TemplateStatus, Tier
-from comms.permissions import SENDER_ORGANIZATION_KINDS, can_write
+from comms.forms_compose import MULTI_VALUE_FIELDS, ComposeForm, add_compose_errors
+from comms.models import Message, MessageStatus, MessageTemplate, Tier
+from comms.permissions import SENDER_ORGANIZATION_KINDS
 from comms.selectors import (
     approved_templates_for_compose,
     audience_reach,
     compose_studies_for_user,
     compose_study_sites,
-    endorsement_requests_for_user,
-    message_for_user,
-    template_for_user,
-    templates_for_study,
 )
-from comms.services import (
-    audience_validate,
-    message_draft_create,
-    message_endorse,
-    message_send,
-    message_template_approve,
-    message_template_create,
-    message_template_retire,
-    message_template_update,
-    study_comms_policy_set,
-)
+from comms.services import audience_validate, message_draft_create, message_send
 from comms.services.drafts import message_wording
 from comms.services.sending import (
     ROUTE_APPROVAL,
@@ -60,17 +38,13 @@ from comms.services.sending import (
     message_routing_preview,
     send_now_daily_limit,
 )
-from comms.services.templates import is_sponsor_lead, template_needs_due_date
-from trialhub.forms import add_service_errors
+from comms.services.templates import template_needs_due_date
 from trialhub.models import Area, Membership, OrganizationKind, Raci, Study
 from trialhub.permissions import membership_of
-from trialhub.selectors import studies_for_user, study_for_user
-from trialhub.views.common import paginate
-
-STUDIES_PER_PAGE = 25
+from trialhub.selectors import study_for_user
 
 
-def _sender_membership(user) -> Membership:
+def sender_membership(user) -> Membership:
     """Sponsor and CRO people only; a site person gets the 404 of a page that is not theirs."""
     membership = membership_of(user)
     if membership is None or membership.organization.kind not in SENDER_ORGANIZATION_KINDS:
@@ -85,7 +59,7 @@ def _compose_study(request: HttpRequest, raw_study_id: str | None):
     """The study written to (``?study=`` or the form's; default the first one the user
     writes on) and the studies offered: 404 when out of reach, 403 when the user sees the
     study but does not write on it, None when they write on no study at all."""
-    _sender_membership(request.user)
+    sender_membership(request.user)
     studies = compose_studies_for_user(request.user)
     if not raw_study_id:
         return studies.first(), studies
@@ -95,11 +69,13 @@ def _compose_study(request: HttpRequest, raw_study_id: str | None):
     return study, studies
 
 
-def _compose_form(request: HttpRequest, study: Study, studies, **kwargs) -> ComposeForm:
+def _compose_form(
+    request: HttpRequest, study: Study, studies, *, study_sites=None, **kwargs
+) -> ComposeForm:
     membership = membership_of(request.user)
     return ComposeForm(
         studies=studies,
-        study_sites=compose_study_sites(study),
+        study_sites=compose_study_sites(study) if study_sites is None else study_sites,
         templates=approved_templates_for_compose(request.user, study),
         can_request_endorsement=membership.organization.kind == OrganizationKind.CRO,
         **kwargs,
@@ -240,9 +216,13 @@ def compose(request: HttpRequest) -> HttpResponse:
     if study is None:
         return render(request, "comms/compose_none.html")
     if request.method == "GET":
-        form = _compose_form(request, study, studies)
+        study_sites = compose_study_sites(study)
+        form = _compose_form(request, study, studies, study_sites=study_sites)
         form.initial = _initial(request, form, study)
-        bound = _compose_form(request, study, studies, data=_as_data(form.initial))
+        # The preview of what the page starts with, read from a bound copy of the form.
+        bound = _compose_form(
+            request, study, studies, study_sites=study_sites, data=_as_data(form.initial)
+        )
         preview = compose_preview(request.user, study, bound)
         return _compose_page(request, study=study, studies=studies, form=form, preview=preview)
     form = _compose_form(request, study, studies, data=request.POST)
@@ -290,204 +270,3 @@ def compose_preview_panel(request: HttpRequest) -> HttpResponse:
     form = _compose_form(request, study, studies, data=request.GET)
     preview = compose_preview(request.user, study, form)
     return render(request, "comms/compose_preview.html", {"study": study, "preview": preview})
-
-
-# --- templates -------------------------------------------------------------------------------
-
-
-@login_required
-@require_GET
-def templates_index(request: HttpRequest) -> HttpResponse:
-    """The studies the user works on, with how many templates each has approved or waiting."""
-    _sender_membership(request.user)
-    studies = (
-        studies_for_user(request.user)
-        .annotate(
-            approved_count=Count(
-                "message_templates", filter=Q(message_templates__status=TemplateStatus.APPROVED)
-            ),
-            awaiting_count=Count(
-                "message_templates", filter=Q(message_templates__status=TemplateStatus.DRAFT)
-            ),
-        )
-        .order_by("code")
-    )
-    page = paginate(request, studies, STUDIES_PER_PAGE)
-    return render(request, "comms/templates_index.html", {"studies": page})
-
-
-def _templates_study(request: HttpRequest, study_id) -> Study:
-    _sender_membership(request.user)
-    return study_for_user(request.user, study_id)
-
-
-def _study_template(request: HttpRequest, study: Study, template_id) -> MessageTemplate:
-    template = template_for_user(request.user, template_id)
-    if template.study_id != study.pk:
-        raise Http404("No such template on this study.")
-    return template
-
-
-def _grouped(templates) -> list[tuple[str, list[MessageTemplate]]]:
-    """Templates by category, in the categories' defined order."""
-    groups: dict[str, list[MessageTemplate]] = {}
-    for template in templates:
-        groups.setdefault(template.category, []).append(template)
-    return [(Category(slug).label, groups[slug]) for slug in Category.values if slug in groups]
-
-
-def _templates_page(
-    request: HttpRequest, study: Study, *, template_form=None, policy_form=None, status=200
-) -> HttpResponse:
-    user = request.user
-    today = timezone.localdate()
-    membership = membership_of(user)
-    may_write = can_write(user, study.pk, today)
-    is_lead = is_sponsor_lead(user, study.pk, today)
-    templates = list(templates_for_study(user, study))
-    for template in templates:
-        template.may_edit = may_write and template.status != TemplateStatus.RETIRED
-        template.may_approve = is_lead and template.status == TemplateStatus.DRAFT
-        template.may_retire = template.status != TemplateStatus.RETIRED and (
-            is_lead
-            or may_write
-            and template.status == TemplateStatus.DRAFT
-            and template.organization_id == membership.organization_id
-        )
-    context = {
-        "study": study,
-        "groups": _grouped(templates),
-        "may_write": may_write,
-        "is_lead": is_lead,
-        "template_form": template_form or TemplateForm(prefix="template"),
-        "policy_form": policy_form
-        or CommsPolicyForm(
-            prefix="policy", initial={"send_now_daily_limit": send_now_daily_limit(study.pk)}
-        ),
-        "endorsements": (
-            list(endorsement_requests_for_user(user).filter(study=study)) if is_lead else []
-        ),
-    }
-    return render(request, "comms/templates.html", context, status=status)
-
-
-def _back_to_templates(study: Study, anchor: str = "") -> HttpResponse:
-    url = reverse("study-templates", args=[study.pk])
-    return redirect(f"{url}#{anchor}" if anchor else url)
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def study_templates(request: HttpRequest, study_id: int) -> HttpResponse:
-    """GET: the study's templates by category, the comms policy, endorsement requests.
-    POST: propose a template (sponsor and CRO writers)."""
-    study = _templates_study(request, study_id)
-    if request.method == "GET":
-        return _templates_page(request, study)
-    form = TemplateForm(request.POST, prefix="template")
-    if form.is_valid():
-        try:
-            template = message_template_create(actor=request.user, study=study, **form.cleaned_data)
-        except ValidationError as error:
-            add_service_errors(form, error)
-        else:
-            messages.success(request, f"Template “{template.name}” saved; it awaits approval.")
-            return _back_to_templates(study, f"template-{template.pk}")
-    return _templates_page(request, study, template_form=form, status=400)
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def template_edit(request: HttpRequest, study_id: int, template_id: int) -> HttpResponse:
-    """Edit a template's wording (writers on the study). Editing an approved one makes the
-    next version, awaiting approval again."""
-    study = _templates_study(request, study_id)
-    template = _study_template(request, study, template_id)
-    if not can_write(request.user, study.pk, timezone.localdate()):
-        raise PermissionDenied("Only sponsor and CRO writers on the study edit templates.")
-    fields = ("category", "name", "subject", "body")
-    if request.method == "GET":
-        form = TemplateForm(initial={field: getattr(template, field) for field in fields})
-    else:
-        form = TemplateForm(request.POST)
-        if form.is_valid():
-            try:
-                template = message_template_update(
-                    template=template, actor=request.user, **form.cleaned_data
-                )
-            except ValidationError as error:
-                add_service_errors(form, error)
-            else:
-                messages.success(
-                    request, f"Template “{template.name}” saved (version {template.version})."
-                )
-                return _back_to_templates(study, f"template-{template.pk}")
-    status = 400 if form.is_bound else 200
-    return render(
-        request,
-        "comms/templates_edit.html",
-        {"study": study, "template": template, "form": form},
-        status=status,
-    )
-
-
-def _template_action(request: HttpRequest, study_id: int, template_id: int, service, done: str):
-    study = _templates_study(request, study_id)
-    template = _study_template(request, study, template_id)
-    try:
-        template = service(template=template, actor=request.user)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(
-            request, f"Template “{template.name}” (version {template.version}) {done}."
-        )
-    return _back_to_templates(study, f"template-{template.pk}")
-
-
-@login_required
-@require_POST
-def template_approve(request: HttpRequest, study_id: int, template_id: int) -> HttpResponse:
-    """The study's sponsor lead approves the template's current version."""
-    return _template_action(request, study_id, template_id, message_template_approve, "approved")
-
-
-@login_required
-@require_POST
-def template_retire(request: HttpRequest, study_id: int, template_id: int) -> HttpResponse:
-    """Retire a template: nothing is written from it any more."""
-    return _template_action(request, study_id, template_id, message_template_retire, "retired")
-
-
-@login_required
-@require_POST
-def comms_policy(request: HttpRequest, study_id: int) -> HttpResponse:
-    """The study's sponsor lead sets the send-now daily limit."""
-    study = _templates_study(request, study_id)
-    form = CommsPolicyForm(request.POST, prefix="policy")
-    if form.is_valid():
-        try:
-            study_comms_policy_set(study=study, actor=request.user, **form.cleaned_data)
-        except ValidationError as error:
-            add_service_errors(form, error)
-        else:
-            messages.success(request, "Comms policy saved.")
-            return _back_to_templates(study, "policy")
-    return _templates_page(request, study, policy_form=form, status=400)
-
-
-@login_required
-@require_POST
-def endorsement_give(request: HttpRequest, study_id: int, message_id: int) -> HttpResponse:
-    """The sponsor lead co-signs a message whose sender asked for it."""
-    study = _templates_study(request, study_id)
-    message = message_for_user(request.user, message_id)
-    if message.study_id != study.pk:
-        raise Http404("No such message on this study.")
-    try:
-        message_endorse(message=message, actor=request.user)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.success(request, f"Endorsed: “{message.subject}” is co-signed by the sponsor.")
-    return _back_to_templates(study, "endorsements")

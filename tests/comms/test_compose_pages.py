@@ -152,6 +152,13 @@ def test_preview_counts_recipients_and_study_sites_today(world, client_as, audie
     person = "person" if people == 1 else "people"
     study_sites = "study-site" if sites == 1 else "study-sites"
     assert f"Reaches {people} {person} at {sites} {study_sites} today" in text(response)
+    assert "<html" not in html(response), "htmx gets the panel alone"
+
+
+def test_compose_form_asks_htmx_for_the_preview_on_change(world, client_as):
+    page = html(client_as(world.cro_pm).get(COMPOSE, {"study": world.study_a.id}))
+    assert 'hx-get="/messages/preview/" hx-trigger="change" hx-target="#compose-preview"' in page
+    assert 'id="compose-preview"' in page and "Before you send" in page
 
 
 def test_preview_names_the_accountable_party_for_a_cro_message(world, client_as):
