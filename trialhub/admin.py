@@ -12,15 +12,18 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from trialhub.models import (
+    ActionItem,
     Engagement,
     MatrixChange,
     MatrixRevision,
+    Meeting,
     Membership,
     Organization,
     OrganizationKind,
     ResponsibilityEntry,
     RoleAssignment,
     Study,
+    StudyStatusUpdate,
 )
 from trialhub.services import engagement_create, study_create
 
@@ -190,3 +193,47 @@ class RoleAssignmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ("user", "study", "study_site__site", "study_site__study")
     search_fields = ("user__username", "user__last_name", "study__code", "end_reason")
     date_hierarchy = "start_date"
+
+
+# Sponsor–CRO coordination: written in the portal by the study's parties (the services check who
+# may); the platform administrator looks, and may delete a row posted by mistake.
+
+
+class CoordinationAdminMixin(ReadOnlyAdminMixin):
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser
+
+
+@admin.register(StudyStatusUpdate)
+class StudyStatusUpdateAdmin(CoordinationAdminMixin, admin.ModelAdmin):
+    list_display = ("study", "period_start", "period_end", "author", "author_organization")
+    list_filter = ("study", "author_organization")
+    list_select_related = ("study", "author", "author_organization")
+    search_fields = ("study__code", "highlights", "risks", "asks")
+    date_hierarchy = "period_end"
+
+
+class ActionItemInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = ActionItem
+    fields = ("description", "owner", "due_date", "done", "done_at", "done_by")
+    readonly_fields = fields
+    extra = 0
+
+
+@admin.register(Meeting)
+class MeetingAdmin(CoordinationAdminMixin, admin.ModelAdmin):
+    inlines = (ActionItemInline,)
+    list_display = ("study", "held_on", "title", "recorded_by", "recorded_by_organization")
+    list_filter = ("study", "recorded_by_organization")
+    list_select_related = ("study", "recorded_by", "recorded_by_organization")
+    search_fields = ("study__code", "title", "notes")
+    date_hierarchy = "held_on"
+
+
+@admin.register(ActionItem)
+class ActionItemAdmin(CoordinationAdminMixin, admin.ModelAdmin):
+    list_display = ("description", "meeting", "owner", "due_date", "done", "done_at")
+    list_filter = ("done", "meeting__study")
+    list_select_related = ("meeting__study", "owner")
+    search_fields = ("description", "owner__username", "meeting__study__code")
+    date_hierarchy = "due_date"

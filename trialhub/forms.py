@@ -7,6 +7,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from trialhub.models import Area, Raci, StudyRole, StudyStatus
+from trialhub.services.coordination import MAX_ACTION_ITEMS
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
@@ -145,3 +146,51 @@ class AssignmentEndForm(forms.Form):
         widget=DATE_INPUT,
         help_text="First day without the role; empty for today.",
     )
+
+
+# --- Sponsor–CRO coordination ------------------------------------------------------------------
+
+TEXTAREA = forms.Textarea(attrs={"rows": 3})
+
+
+class StatusUpdateForm(forms.Form):
+    """A status update for a period: highlights, risks, asks (the service checks the rules)."""
+
+    period_start = forms.DateField(label="Period from", widget=DATE_INPUT)
+    period_end = forms.DateField(label="Period to", widget=DATE_INPUT)
+    highlights = forms.CharField(
+        label="Highlights", widget=TEXTAREA, help_text="What happened in the period."
+    )
+    risks = forms.CharField(label="Risks", required=False, widget=TEXTAREA)
+    asks = forms.CharField(
+        label="Asks", required=False, widget=TEXTAREA, help_text="What you need from the others."
+    )
+
+
+class MeetingForm(forms.Form):
+    held_on = forms.DateField(label="Held on", widget=DATE_INPUT)
+    title = forms.CharField(label="Title", max_length=200)
+    attendees = forms.CharField(
+        label="Attendees",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Who took part.",
+    )
+    notes = forms.CharField(label="Notes", required=False, widget=TEXTAREA)
+
+
+class ActionItemForm(forms.Form):
+    """One row of a meeting's action items; untouched extra rows are skipped by the formset."""
+
+    description = forms.CharField(label="Action", max_length=500)
+    owner = PersonChoiceField(label="Owner", queryset=None, empty_label="Choose an owner…")
+    due_date = forms.DateField(label="Due", widget=DATE_INPUT)
+
+    def __init__(self, *args, owners, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = owners
+
+
+ActionItemFormSet = forms.formset_factory(
+    ActionItemForm, extra=3, max_num=MAX_ACTION_ITEMS, validate_max=True
+)

@@ -326,3 +326,103 @@ class RoleAssignment(models.Model):
     def is_active(self) -> bool:
         today = timezone.localdate()
         return self.start_date <= today and (self.end_date is None or self.end_date > today)
+
+
+# --- Sponsor–CRO coordination ------------------------------------------------------------------
+
+
+class StudyStatusUpdate(models.Model):
+    """A party's periodic report on a study to the other parties: what went well (highlights),
+    what may go wrong (risks) and what it needs from the others (asks)."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="status_updates")
+    period_start = models.DateField()
+    period_end = models.DateField()
+    highlights = models.TextField()
+    risks = models.TextField(blank=True)
+    asks = models.TextField(blank=True)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    author_organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-period_end", "-created_at", "-id"]
+        indexes = [models.Index(fields=["study", "-period_end"], name="status_update_study_period")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(period_end__gte=F("period_start")),
+                name="status_update_period_order",
+            ),
+            models.CheckConstraint(
+                condition=~Q(highlights=""), name="status_update_highlights_present"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study.code} status {self.period_start:%Y-%m-%d}–{self.period_end:%Y-%m-%d}"
+
+
+class Meeting(models.Model):
+    """A sponsor–CRO meeting as it was held: who came, what was said; its action items follow."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="meetings")
+    held_on = models.DateField()
+    title = models.CharField(max_length=200)
+    attendees = models.TextField(blank=True)
+    notes = models.TextField(blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    recorded_by_organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-held_on", "-id"]
+        indexes = [models.Index(fields=["study", "-held_on"], name="meeting_study_held_on")]
+        constraints = [models.CheckConstraint(condition=~Q(title=""), name="meeting_title_present")]
+
+    def __str__(self) -> str:
+        return f"{self.study.code} · {self.held_on:%Y-%m-%d} · {self.title}"
+
+
+class ActionItem(models.Model):
+    """Something a meeting agreed that one person of the sponsor or an engaged CRO will do."""
+
+    meeting = models.ForeignKey(Meeting, on_delete=models.CASCADE, related_name="action_items")
+    description = models.CharField(max_length=500)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="action_items"
+    )
+    due_date = models.DateField()
+    done = models.BooleanField(default=False)
+    done_at = models.DateTimeField(null=True, blank=True)
+    done_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["due_date", "id"]
+        indexes = [models.Index(fields=["owner", "done"], name="action_item_owner_done")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(done=True, done_at__isnull=False) | Q(done=False, done_at__isnull=True),
+                name="action_item_done_has_done_at",
+            ),
+            models.CheckConstraint(
+                condition=~Q(description=""), name="action_item_description_present"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.description
+
+    def is_overdue(self, today: datetime.date | None = None) -> bool:
+        return not self.done and self.due_date < (today or timezone.localdate())
+
+    @property
+    def overdue(self) -> bool:
+        return self.is_overdue()

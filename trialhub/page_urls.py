@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from trialhub.views import assignments, dashboard, studies
+from trialhub.views import assignments, coordination, dashboard, studies
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -20,4 +20,13 @@ urlpatterns = [
         name="assignment-end",
     ),
     path("assignments/", assignments.managed_studies, name="managed-studies"),
+    path(
+        "studies/<int:study_id>/status-updates/",
+        coordination.study_status_updates,
+        name="study-status-updates",
+    ),
+    path("studies/<int:study_id>/meetings/", coordination.study_meetings, name="study-meetings"),
+    path(
+        "action-items/<int:item_id>/done/", coordination.action_item_done, name="action-item-done"
+    ),
 ]

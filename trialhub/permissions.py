@@ -7,13 +7,14 @@ question, "you can see it, but may you change it?" (403 when not).
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AbstractBaseUser
 from guardian.core import ObjectPermissionChecker
 
-from trialhub.models import Membership, OrganizationKind, Study, StudyRole
+from trialhub.models import Membership, OrganizationKind, RoleAssignment, Study, StudyRole
 
 if TYPE_CHECKING:
     from sites.models import StudySite
@@ -94,6 +95,23 @@ ORG_ADMIN_ASSIGNABLE_ROLES: dict[str, frozenset[str]] = {
 # Roles that may edit a site's profile (digest schedule, quiet hours) at their own site.
 SITE_PROFILE_EDITOR_ROLES = SITE_ROLES
 
+# Sponsor–CRO coordination (status updates, meetings, action items) is between the sponsor and
+# its CROs: site people never see it. Readers see it all; writers add status updates and
+# meetings with their action items, and mark any action item done (its owner may as well).
+READ_COORDINATION = "read_coordination"
+WRITE_COORDINATION = "write_coordination"
+COORDINATION_ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
+    StudyRole.SPONSOR_LEAD: frozenset({READ_COORDINATION, WRITE_COORDINATION}),
+    StudyRole.SPONSOR_VIEWER: frozenset({READ_COORDINATION}),
+    StudyRole.CRO_PM: frozenset({READ_COORDINATION, WRITE_COORDINATION}),
+    StudyRole.CRA: frozenset({READ_COORDINATION}),
+    StudyRole.CRO_VIEWER: frozenset({READ_COORDINATION}),
+}
+ORG_ADMIN_COORDINATION_CAPABILITIES: dict[str, frozenset[str]] = {
+    OrganizationKind.SPONSOR: frozenset({READ_COORDINATION, WRITE_COORDINATION}),
+    OrganizationKind.CRO: frozenset({READ_COORDINATION, WRITE_COORDINATION}),
+}
+
 
 def membership_of(user: AbstractBaseUser | None) -> Membership | None:
     """The user's membership (cached on the user object), or None for anonymous/no tenant."""
@@ -157,3 +175,33 @@ def study_site_ids_with_permission(
     checker = ObjectPermissionChecker(user)
     checker.prefetch_perms(study_sites)
     return allowed | {ss.id for ss in study_sites if checker.has_perm(f"sites.{permission}", ss)}
+
+
+def roles_with_coordination(capability: str) -> list[str]:
+    """The study roles that carry a coordination capability (for foreign-key filters)."""
+    return [role for role, caps in COORDINATION_ROLE_CAPABILITIES.items() if capability in caps]
+
+
+def coordination_capabilities(
+    user: AbstractBaseUser | None, study: Study, on: datetime.date | None = None
+) -> frozenset[str]:
+    """What ``user`` may do with the coordination of a study they can see (the caller resolved
+    it through a selector), on ``on`` (today): organisation admins by their organisation's
+    kind, everyone else by the roles they hold on the study (one query). Site people, and
+    anyone without a membership, get nothing."""
+    membership = membership_of(user)
+    if membership is None:
+        return frozenset()
+    kind = membership.organization.kind
+    if kind not in ORG_ADMIN_COORDINATION_CAPABILITIES:
+        return frozenset()
+    if membership.is_org_admin:
+        return ORG_ADMIN_COORDINATION_CAPABILITIES[kind]
+    roles = (
+        RoleAssignment.objects.active(on)
+        .filter(user=user, study=study)
+        .values_list("role", flat=True)
+    )
+    return frozenset().union(
+        *(COORDINATION_ROLE_CAPABILITIES.get(role, frozenset()) for role in roles)
+    )

@@ -14,17 +14,25 @@ from django.db.models import Case, IntegerField, Prefetch, Q, QuerySet, Value, W
 from django.http import Http404
 
 from trialhub.models import (
+    ActionItem,
     Area,
     Engagement,
     MatrixChange,
     MatrixRevision,
+    Meeting,
     Organization,
     OrganizationKind,
     ResponsibilityEntry,
     RoleAssignment,
     Study,
+    StudyStatusUpdate,
 )
-from trialhub.permissions import membership_of
+from trialhub.permissions import (
+    ORG_ADMIN_COORDINATION_CAPABILITIES,
+    READ_COORDINATION,
+    membership_of,
+    roles_with_coordination,
+)
 
 User = get_user_model()
 
@@ -163,4 +171,102 @@ def matrix_revisions(study: Study) -> QuerySet[MatrixRevision]:
                 ),
             )
         )
+    )
+
+
+# --- Sponsor–CRO coordination ------------------------------------------------------------------
+
+
+def coordination_studies_for_user(user: AbstractBaseUser | None) -> QuerySet[Study]:
+    """Studies whose coordination (status updates, meetings, action items) the user reads:
+    the studies they see, as a sponsor or CRO organisation admin or through a reader role on
+    the study. Site people get none."""
+    membership = membership_of(user)
+    if membership is None:
+        return Study.objects.none()
+    admin_capabilities = ORG_ADMIN_COORDINATION_CAPABILITIES.get(membership.organization.kind)
+    if admin_capabilities is None:
+        return Study.objects.none()
+    studies = studies_for_user(user)
+    if membership.is_org_admin and READ_COORDINATION in admin_capabilities:
+        return studies
+    readers = (
+        RoleAssignment.objects.active()
+        .filter(user=user, role__in=roles_with_coordination(READ_COORDINATION))
+        .values("study_id")
+    )
+    return studies.filter(id__in=readers)
+
+
+def coordination_study_for_user(user: AbstractBaseUser | None, study_id: int | str) -> Study:
+    """The study if the user reads its coordination; ``Http404`` otherwise (also for a site
+    person who sees the study itself: coordination is not theirs to know of)."""
+    try:
+        return coordination_studies_for_user(user).get(pk=int(study_id))
+    except (Study.DoesNotExist, TypeError, ValueError):
+        raise Http404("No such study.") from None
+
+
+def status_updates_for_study(user: AbstractBaseUser | None, study: Study) -> QuerySet:
+    """The study's status updates, latest period first, if the user reads its coordination."""
+    return (
+        StudyStatusUpdate.objects.filter(study__in=coordination_studies_for_user(user))
+        .filter(study=study)
+        .select_related("author__membership__organization", "author_organization")
+        .order_by("-period_end", "-created_at", "-id")
+    )
+
+
+def _action_items() -> QuerySet[ActionItem]:
+    return ActionItem.objects.select_related("owner__membership__organization", "done_by").order_by(
+        "due_date", "id"
+    )
+
+
+def meetings_for_study(user: AbstractBaseUser | None, study: Study) -> QuerySet[Meeting]:
+    """The study's meetings, latest first, each with its action items (owners and who marked
+    them done prefetched) if the user reads the study's coordination."""
+    return (
+        Meeting.objects.filter(study__in=coordination_studies_for_user(user))
+        .filter(study=study)
+        .select_related("recorded_by__membership__organization", "recorded_by_organization")
+        .prefetch_related(Prefetch("action_items", queryset=_action_items()))
+        .order_by("-held_on", "-id")
+    )
+
+
+def action_items_for_user(user: AbstractBaseUser | None) -> QuerySet[ActionItem]:
+    """Action items on every study whose coordination the user reads."""
+    return (
+        _action_items()
+        .filter(meeting__study__in=coordination_studies_for_user(user))
+        .select_related("meeting__study")
+    )
+
+
+def action_item_for_user(user: AbstractBaseUser | None, item_id: int | str) -> ActionItem:
+    try:
+        return action_items_for_user(user).get(pk=int(item_id))
+    except (ActionItem.DoesNotExist, TypeError, ValueError):
+        raise Http404("No such action item.") from None
+
+
+def open_action_items_for_user(user: AbstractBaseUser | None) -> QuerySet[ActionItem]:
+    """The user's own open action items across their studies, soonest due first."""
+    if membership_of(user) is None:
+        return ActionItem.objects.none()
+    return action_items_for_user(user).filter(owner=user, done=False)
+
+
+def action_item_owner_candidates(study: Study) -> QuerySet:
+    """Who may own an action item of the study: active people of its sponsor and of the CROs
+    engaged on it (the rule ``meeting_create`` checks)."""
+    organizations = Q(membership__organization=study.sponsor_id) | Q(
+        membership__organization__in=Engagement.objects.filter(study=study).values("cro_id")
+    )
+    return (
+        User.objects.filter(is_active=True)
+        .filter(organizations)
+        .select_related("membership__organization")
+        .order_by("membership__organization__name", "last_name", "first_name", "username")
     )

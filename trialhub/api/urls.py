@@ -7,6 +7,11 @@ from comms.api import InboxViewSet, MessageViewSet
 from comms.api_stats import StudyMessageLoadView
 from comms.api_templates import MessageTemplateViewSet
 from sites.api import StudySiteListView, StudySiteViewSet
+from trialhub.api.coordination import (
+    ActionItemDoneView,
+    StudyMeetingsView,
+    StudyStatusUpdatesView,
+)
 from trialhub.api.views import (
     MatrixHistoryView,
     MatrixView,
@@ -39,6 +44,21 @@ urlpatterns = [
         "studies/<int:study_id>/responsibilities/history/",
         MatrixHistoryView.as_view(),
         name="api-study-responsibility-history",
+    ),
+    path(
+        "studies/<int:study_id>/status-updates/",
+        StudyStatusUpdatesView.as_view(),
+        name="api-study-status-updates",
+    ),
+    path(
+        "studies/<int:study_id>/meetings/",
+        StudyMeetingsView.as_view(),
+        name="api-study-meetings",
+    ),
+    path(
+        "action-items/<int:item_id>/done/",
+        ActionItemDoneView.as_view(),
+        name="api-action-item-done",
     ),
     path(
         "studies/<int:study_id>/message-load/",

@@ -16,24 +16,39 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from sites.selectors import study_sites_for_user
-from trialhub.forms import MatrixForm, StudyFilterForm
-from trialhub.models import RoleAssignment, StudyRole
+from trialhub.forms import (
+    ActionItemFormSet,
+    MatrixForm,
+    MeetingForm,
+    StatusUpdateForm,
+    StudyFilterForm,
+)
+from trialhub.models import RoleAssignment, Study, StudyRole
 from trialhub.permissions import (
     CHANGE_STUDY_SITE,
     EDIT_MATRIX,
+    READ_COORDINATION,
+    WRITE_COORDINATION,
+    coordination_capabilities,
     has_study_permission,
     study_site_ids_with_permission,
 )
 from trialhub.selectors import (
+    action_item_owner_candidates,
     matrix_revisions,
+    meetings_for_study,
     responsibility_matrix,
     role_assignments_for_user,
+    status_updates_for_study,
     studies_for_user,
     study_for_user,
 )
 from trialhub.services import responsibility_matrix_set
 from trialhub.services.roles import roles_assignable_by
 from trialhub.views.common import paginate
+
+# Status updates and meetings shown on the study page; the rest are on their own pages.
+LATEST_COORDINATION = 5
 
 
 @login_required
@@ -55,8 +70,19 @@ def study_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def study_detail(request: HttpRequest, study_id: int) -> HttpResponse:
+    return study_detail_page(request, study_for_user(request.user, study_id))
+
+
+def study_detail_page(
+    request: HttpRequest,
+    study: Study,
+    *,
+    coordination_forms: dict | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """The study page; ``coordination_forms`` are bound forms of the Coordination section
+    after a failed submission (shown with their errors)."""
     user = request.user
-    study = study_for_user(user, study_id)
     study_sites = paginate(request, study_sites_for_user(user, study).order_by("site__name"), 25)
     team = (
         role_assignments_for_user(user)
@@ -81,8 +107,31 @@ def study_detail(request: HttpRequest, study_id: int) -> HttpResponse:
             "site_targets": study_sites_for_user(user, study)
             .order_by()
             .aggregate(total=Coalesce(Sum("enrolment_target"), 0))["total"],
+            "coordination": _coordination_section(user, study, coordination_forms or {}),
         },
+        status=status,
     )
+
+
+def _coordination_section(user, study: Study, forms: dict) -> dict | None:
+    """The latest status updates and meetings and, for writers, the forms to add them; None
+    for whoever does not read the study's coordination (site people)."""
+    capabilities = coordination_capabilities(user, study)
+    if READ_COORDINATION not in capabilities:
+        return None
+    section = {
+        "may_write": WRITE_COORDINATION in capabilities,
+        "status_updates": status_updates_for_study(user, study)[:LATEST_COORDINATION],
+        "meetings": meetings_for_study(user, study)[:LATEST_COORDINATION],
+    }
+    if section["may_write"]:
+        owners = action_item_owner_candidates(study)
+        section["status_form"] = forms.get("status_form") or StatusUpdateForm(prefix="status")
+        section["meeting_form"] = forms.get("meeting_form") or MeetingForm(prefix="meeting")
+        section["item_formset"] = forms.get("item_formset") or ActionItemFormSet(
+            prefix="items", form_kwargs={"owners": owners}
+        )
+    return section
 
 
 # --- responsibility matrix --------------------------------------------------------------------

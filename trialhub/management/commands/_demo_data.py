@@ -393,3 +393,94 @@ TRAINING = (
     (CAR, "lyon", "julien.dubois", "protocol", "SPA-CAR-202 protocol v2.1", 9.5),
     (CAR, "lyon", "site_coord_2", "system", "Veeva Vault eTMF site access", 9),
 )
+
+# Sponsor–CRO coordination. Status updates: the period (from, to) and when posted, in months
+# ago; a re-run finds one by study, author and highlights.
+STATUS_UPDATES = (
+    {
+        "study": ONC,
+        "author": "cro_pm",
+        "period": (3, 2),
+        "posted": 1.9,
+        "highlights": "Six of eight sites enrolling; 14 patients randomised in the period, "
+        "the best month so far. Amendment 2 training completed at Charité and Lyon.",
+        "risks": "Warsaw start-up slipped: the ethics committee asked for a revised consent "
+        "form. Query backlog at Gustave Roussy above 40 open queries.",
+        "asks": "Sponsor to confirm the revised Polish consent form wording by the 15th.",
+    },
+    {
+        "study": ONC,
+        "author": "sponsor_a",
+        "period": (2, 1),
+        "posted": 0.9,
+        "highlights": "Enrolment at 61% of target to date. DSMB review passed without "
+        "recommendations. Gliwice close-out completed.",
+        "risks": "Screen-failure rate at Spanish sites rising (EGFR testing turnaround).",
+        "asks": "CRO to propose a recruitment push for ES sites with the sponsor's letter.",
+    },
+    {
+        "study": ONC,
+        "author": "cro_pm",
+        "period": (1, 0.2),
+        "posted": 0.1,
+        "highlights": "Warsaw approved by the ethics committee; site initiation visit booked. "
+        "Roussy query backlog down to 12.",
+        "risks": "One CRA covers four sites since the handover at Heidelberg.",
+        "asks": "",
+    },
+    {
+        "study": NEU,
+        "author": "sponsor_b",
+        "period": (2, 1),
+        "posted": 0.9,
+        "highlights": "Five of seven sites enrolling; Kraków ahead of target.",
+        "risks": "Bordeaux activated but no patient screened in eight weeks.",
+        "asks": "Northbridge to share a Bordeaux recovery plan.",
+    },
+    {
+        "study": NEU,
+        "author": "cro_pm",
+        "period": (1, 0.2),
+        "posted": 0.1,
+        "highlights": "MRI reading turnaround down to 4 days after the vendor change.",
+        "risks": "La Fe contract still unsigned.",
+        "asks": "Sponsor legal to review La Fe's indemnity clause.",
+    },
+)
+
+# Meetings (held months ago) with their action items: (description, owner, due in months ago,
+# negative for ahead, and done months ago or None). A re-run finds a meeting by study and title
+# and its items by description.
+MEETINGS = (
+    {
+        "study": ONC,
+        "recorded_by": "cro_pm",
+        "held": 1.5,
+        "title": "Monthly operations review: enrolment and start-up",
+        "attendees": "Katharina Weber (Sponsor A), Jonas Richter (Sponsor A), Rachel Thompson "
+        "(Meridian), Daniel Fischer (Meridian), Lucía Fernández (Meridian)",
+        "notes": "Enrolment on track overall; Spanish screen failures discussed. The sponsor "
+        "will speak to the sites directly for the recruitment push, coordinated with Meridian.",
+        "action_items": (
+            ("Draft the ES recruitment push for the sponsor's approval", "cro_pm", 1.2, 1.3),
+            ("Send the sponsor letter on EGFR testing to ES sites", "sponsor_a", 1.0, 0.9),
+            ("Close the Roussy query backlog below 15 open queries", "cra_2", 0.5, None),
+            ("Book the Warsaw site initiation visit", "cra_1", -0.5, None),
+        ),
+    },
+    {
+        "study": NEU,
+        "recorded_by": "sponsor_b",
+        "held": 0.7,
+        "title": "Sponsor–CRO quarterly feedback session",
+        "attendees": "Maarten Bakker (Sponsor B), Rachel Thompson (Meridian), Aoife Murphy "
+        "(Northbridge), Ciarán O'Brien (Northbridge)",
+        "notes": "Feedback on site communication load: sites asked for fewer stand-alone "
+        "reminders. Bordeaux recovery plan requested.",
+        "action_items": (
+            ("Share the Bordeaux recovery plan", "aoife.murphy", 0.4, 0.45),
+            ("Move routine reminders for NEU sites to the daily digest", "cro_pm", -0.3, None),
+            ("Review La Fe's indemnity clause with sponsor legal", "sponsor_b", -0.2, None),
+        ),
+    },
+)

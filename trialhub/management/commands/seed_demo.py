@@ -29,9 +29,11 @@ from sites.services import site_create, study_site_create, training_record_creat
 from trialhub.management.commands import _demo_data as demo
 from trialhub.management.commands._demo_messages import seed_messages
 from trialhub.models import (
+    ActionItem,
     Area,
     Engagement,
     MatrixRevision,
+    Meeting,
     Membership,
     Organization,
     OrganizationKind,
@@ -41,14 +43,18 @@ from trialhub.models import (
     Study,
     StudyRole,
     StudyStatus,
+    StudyStatusUpdate,
 )
 from trialhub.services import (
+    action_item_set_done,
     engagement_create,
+    meeting_create,
     member_create,
     organization_create,
     responsibility_matrix_set,
     role_assignment_create,
     role_assignment_end,
+    status_update_create,
     study_create,
 )
 
@@ -86,6 +92,7 @@ def seed_demo(*, today: datetime.date) -> None:
     _site_staff(organizations)
     _cra_tenures(organizations, today)
     _training(organizations, today)
+    _coordination(today)
     seed_messages(now=timezone.now())
 
 
@@ -329,6 +336,52 @@ def _training(organizations: Organizations, today: datetime.date) -> None:
             completed_on=_ago(today, months),
             actor=coordinator,
         )
+
+
+def _coordination(today: datetime.date) -> None:
+    """Status updates and meetings with action items, posted by their authors back then; the
+    items marked done by their owners on the day they were done."""
+    for row in demo.STATUS_UPDATES:
+        study, author = Study.objects.get(code=row["study"]), _user(row["author"])
+        if StudyStatusUpdate.objects.filter(
+            study=study, author=author, highlights=row["highlights"]
+        ).exists():
+            continue
+        start, end = row["period"]
+        status_update_create(
+            study=study,
+            actor=author,
+            period_start=_ago(today, start),
+            period_end=_ago(today, end),
+            highlights=row["highlights"],
+            risks=row["risks"],
+            asks=row["asks"],
+            now=_morning(_ago(today, row["posted"])),
+        )
+    for row in demo.MEETINGS:
+        study = Study.objects.get(code=row["study"])
+        meeting = Meeting.objects.filter(study=study, title=row["title"]).first()
+        if meeting is None:
+            held_on = _ago(today, row["held"])
+            meeting = meeting_create(
+                study=study,
+                actor=_user(row["recorded_by"]),
+                held_on=held_on,
+                title=row["title"],
+                attendees=row["attendees"],
+                notes=row["notes"],
+                action_items=[
+                    {"description": text, "owner": _user(owner), "due_date": _ago(today, due)}
+                    for text, owner, due, _ in row["action_items"]
+                ],
+                now=_morning(held_on),
+            )
+        for text, owner, _, done in row["action_items"]:
+            item = ActionItem.objects.get(meeting=meeting, description=text)
+            if done is not None and not item.done:
+                action_item_set_done(
+                    action_item=item, actor=_user(owner), done=True, now=_morning(_ago(today, done))
+                )
 
 
 def _counts() -> dict[str, int]:
