@@ -239,8 +239,9 @@ def message_dispatch(*, message: Message, now: datetime.datetime) -> Message:
     When each delivery is due follows PRODUCT.md "Delivery", in the recipient's site's time:
     critical now; key now, or at the end of the site's quiet hours; routine and info wait
     for the site's next digest window (``via_digest``), except a routine "send now" message,
-    which goes alone while the site has had fewer than the study's daily limit of those today
-    and is folded into the digest (``throttled``) beyond it. Stand-alone deliveries go in-app
+    which goes alone (after quiet hours, like a key message) while the site has had fewer
+    than the study's daily limit of those today and is folded into the digest
+    (``throttled``) beyond it. Stand-alone deliveries go in-app
     and by email; digest-bound ones in-app only (the digest itself is emailed).
     Key and critical messages get an acknowledgement due time (default: 24 h critical,
     48 h key). Raises ``ValidationError`` on ``audience`` when it reaches no one.
@@ -298,9 +299,10 @@ def _due_at(
 ) -> datetime.datetime:
     if via_digest:
         return next_digest_window(schedule, now)
-    if tier == Tier.KEY:
+    if tier != Tier.CRITICAL:
+        # Key messages, and routine ones sent on their own, wait for the end of quiet hours.
         return quiet_hours_end(schedule, now) or now
-    return now  # critical bypasses quiet hours; a "send now" routine message goes at once
+    return now  # critical bypasses quiet hours
 
 
 def site_schedules(study_site_ids: list[int]) -> dict[int, SiteSchedule]:
@@ -353,7 +355,7 @@ def _throttled_study_sites(
         start, end = local_day_bounds(schedules[study_site_id].time_zone, now)
         if start <= sent_at < end:
             counts[study_site_id] = counts.get(study_site_id, 0) + 1
-    return frozenset(site for site, count in counts.items() if count >= limit)
+    return frozenset(site for site in study_site_ids if counts.get(site, 0) >= limit)
 
 
 def _enqueue_delivery(message_id: int, tier: str) -> None:

@@ -102,6 +102,19 @@ def test_key_waits_for_the_end_of_the_sites_quiet_hours(world, send, evening, qu
     }
 
 
+def test_a_send_now_routine_message_also_waits_for_the_end_of_quiet_hours(
+    world, send, evening, quiet_site_1
+):
+    message = send(evening, send_now=True, subject="Upload the signed log")
+    quiet_end = next_year(1, 15, 6)  # 07:00 in Berlin
+
+    due = {key: row.due_at for key, row in rows(message).items()}
+    assert due[("coord_1", Channel.IN_APP)] == quiet_end
+    assert due[("coord_1", Channel.EMAIL)] == quiet_end
+    assert due[("coord_2", Channel.IN_APP)] == evening, "Site Two has no quiet hours"
+    assert not any(row.via_digest for row in rows(message).values()), "still stand-alone"
+
+
 def test_key_outside_quiet_hours_is_due_at_once(world, send, quiet_site_1):
     noon = next_year(1, 14, 11)
     message = send(noon, category="recruitment_push")
@@ -244,11 +257,6 @@ def test_the_limit_comes_from_the_studys_policy(world, send, evening):
     assert [alone(message, "coord_1") for message in b_messages] == [True, True, True, False]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="comms/services/sending.py: with a limit of 0 a site that has had no send-now "
-    "message today is not throttled (only sites already counted are compared to the limit)",
-)
 def test_a_limit_of_zero_folds_every_send_now_message_into_the_digest(world, send, evening):
     StudyCommsPolicy.objects.create(study=world.study_a, send_now_daily_limit=0)
     message = send(evening, send_now=True)
