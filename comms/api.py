@@ -20,6 +20,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from comms.models import Category, Delivery, DeliveryKind, Message, MessageStatus, Tier
+from comms.rendering import render_placeholders
 from comms.selectors import (
     INBOX_STATES,
     inbox_counts,
@@ -318,13 +319,20 @@ class InboxItemSerializer(serializers.ModelSerializer):
     @extend_schema_field(InboxMessageSerializer)
     def get_message(self, delivery) -> dict:
         if delivery.kind != DeliveryKind.DIGEST:
-            return InboxMessageSerializer(delivery.message).data
+            data = InboxMessageSerializer(delivery.message).data
+            # {site_name} of a template's wording reads as the recipient's own site.
+            site_name = delivery.study_site.site.name if delivery.study_site else ""
+            for text in ("subject", "body"):
+                data[text] = render_placeholders(data[text], site_name=site_name)
+            return data
         count = delivery.digest.lines_count
+        lines = self._lines(delivery)
+        routine = any(line.tier == Tier.ROUTINE for line in lines) or not lines
         return {
             "id": None,
             "subject": f"Digest: {count} update{'s' if count != 1 else ''}",
             "body": "",
-            "tier": Tier.ROUTINE.value,
+            "tier": (Tier.ROUTINE if routine else Tier.INFO).value,
             "category": None,
             "study": None,
             "study_code": None,
@@ -344,10 +352,14 @@ class InboxItemSerializer(serializers.ModelSerializer):
     def get_digest_items(self, delivery) -> list:
         if delivery.kind != DeliveryKind.DIGEST:
             return []
-        lines = self.context.get("digest_lines")
-        if lines is None or delivery.digest_id not in lines:
-            lines = inbox_digest_lines([delivery])
-        return DigestLineSerializer(lines[delivery.digest_id], many=True).data
+        return DigestLineSerializer(self._lines(delivery), many=True).data
+
+    def _lines(self, delivery) -> list:
+        """The digest's lines: from the page's batch in the context, else loaded now."""
+        lines = self.context.setdefault("digest_lines", {})
+        if delivery.digest_id not in lines:
+            lines.update(inbox_digest_lines([delivery]))
+        return lines[delivery.digest_id]
 
     @extend_schema_field(EscalationSerializer(allow_null=True))
     def get_escalation(self, delivery) -> dict | None:

@@ -209,3 +209,32 @@ def test_another_users_escalation_is_a_404(world, api_as, escalated, person):
     client = api_as(getattr(world, person))
     for method, suffix in (("get", ""), ("post", "read/"), ("post", "acknowledge/")):
         assert getattr(client, method)(f"{INBOX}{row['id']}/{suffix}").status_code == 404
+
+
+def test_site_name_placeholder_reads_as_each_recipients_own_site(world, api_as, send, now):
+    message = send(
+        now,
+        category="protocol_amendment",
+        subject="Amendment 4 at {site_name}",
+        body="Dear {site_name} team, please file amendment 4.",
+    )
+    message_deliver(message_id=message.id, now=now)
+    message_of = {
+        user.username: rows_of(api_as(user).get(INBOX))[0]["message"]
+        for user in (world.site_coord_1, world.site_coord_2)
+    }
+
+    assert {name: message["subject"] for name, message in message_of.items()} == {
+        "coord_1": "Amendment 4 at Site One",
+        "coord_2": "Amendment 4 at Site Two",
+    }
+    assert message_of["coord_1"]["body"] == "Dear Site One team, please file amendment 4."
+
+
+def test_a_digest_of_info_lines_only_is_info(world, api_as, send, now, after_window):
+    send(now, subject="March newsletter", category="newsletter")
+    digests_build(now=after_window)
+
+    [body] = rows_of(api_as(world.site_coord_1).get(INBOX))
+
+    assert (body["is_digest"], body["message"]["tier"]) == (True, "info")
