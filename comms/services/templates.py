@@ -199,14 +199,26 @@ def message_template_update(
     body: str | None = None,
     now: datetime.datetime | None = None,
 ) -> MessageTemplate:
-    """Change a template's wording (a writer on its study; ``None`` keeps a field). Editing an
+    """Change a template's wording (a writer of the organisation that proposed it, or the
+    study's sponsor lead; ``PermissionDenied`` otherwise; ``None`` keeps a field). Editing an
     approved template makes the next version, awaiting approval again, so messages written from
     the old version are no longer sent on its strength; editing one awaiting approval keeps its
     version. A retired template is not edited (``status`` error). Same field errors as
     ``message_template_create``; an edit that changes nothing changes nothing."""
     now = now or timezone.now()
     template = _lock(template)
-    _require_writer(actor, template.study_id, timezone.localdate(now))
+    today = timezone.localdate(now)
+    _require_writer(actor, template.study_id, today)
+    membership = membership_of(actor)
+    if not is_sponsor_lead(actor, template.study_id, today) and (
+        membership.organization_id != template.organization_id
+    ):
+        # Otherwise anyone on the study could send the sponsor's approved wording back to
+        # "awaiting approval" and so switch off its direct sending.
+        raise PermissionDenied(
+            "Only the organisation that proposed this template, or the study's sponsor lead, "
+            "edits it."
+        )
     if template.status == TemplateStatus.RETIRED:
         raise ValidationError({"status": "A retired template is not edited."})
     cleaned, errors = _clean_fields(

@@ -99,6 +99,20 @@ def test_editing_an_approved_template_makes_a_new_version_awaiting_approval(worl
     assert (again.version, again.status) == (2, TemplateStatus.APPROVED)
 
 
+def test_only_the_proposing_organisation_or_the_sponsor_lead_edits_a_template(world, approved, now):
+    with pytest.raises(PermissionDenied):
+        message_template_update(
+            template=approved, actor=world.sponsor_a_admin, subject="{study_code}: hurry", now=now
+        )
+    approved.refresh_from_db()
+    assert (approved.version, approved.status) == (1, TemplateStatus.APPROVED)
+
+    edited = message_template_update(
+        template=approved, actor=world.sponsor_lead_a, subject="{study_code}: hurry", now=now
+    )
+    assert (edited.version, edited.subject) == (2, "{study_code}: hurry")
+
+
 def test_an_edit_that_changes_nothing_keeps_the_approval(world, approved, now):
     same = message_template_update(template=approved, actor=world.cro_pm, subject=PUSH_SUBJECT)
     same.refresh_from_db()
