@@ -67,6 +67,7 @@ def message_draft_create(
     template: MessageTemplate | None = None,
     due_date: datetime.date | None = None,
     endorsement_requested: bool = False,
+    now: datetime.datetime | None = None,
 ) -> Message:
     """Save a draft by a sponsor or CRO user who works on ``study`` (the caller resolved it
     with ``study_for_user``). Site people only receive: ``PermissionDenied``.
@@ -86,11 +87,12 @@ def message_draft_create(
     ``body``, ``audience``, ``send_now``, ``ack_due_at``, ``dedup_key``, ``template``,
     ``due_date``, ``endorsement_requested``. Nothing is delivered yet.
     """
+    now = now or timezone.now()
     membership = membership_of(actor)
     if membership is None or membership.organization.kind not in SENDER_ORGANIZATION_KINDS:
         raise PermissionDenied("Only sponsors and CROs write to sites.")
     if not studies_for_user(actor).filter(pk=study.pk).exists() or not can_write(
-        actor, study.pk, timezone.localdate()
+        actor, study.pk, timezone.localdate(now)
     ):
         raise PermissionDenied("You do not write to sites on this study.")
     errors: dict[str, str] = {}
@@ -155,6 +157,7 @@ def message_draft_create(
         endorsement_requested=bool(endorsement_requested),
         template=template,
         template_version=template.version if template is not None else None,
+        created_at=now,
     )
 
 

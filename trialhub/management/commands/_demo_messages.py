@@ -242,7 +242,7 @@ class _Replay:
         if planned.ack_within_hours is not None:
             fields["ack_due_at"] = at + planned.ack_within_hours * HOUR
         message = message_draft_create(
-            actor=actor, study=study, audience=self._audience(planned), **fields
+            actor=actor, study=study, audience=self._audience(planned), now=at, **fields
         )
         message = message_send(message=message, actor=actor, now=at)
         if message.status == MessageStatus.PENDING_APPROVAL:

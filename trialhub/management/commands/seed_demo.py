@@ -8,8 +8,11 @@ site coordinators record training. Every row is first looked up by its natural k
 name, username, study code, study and site, person + role + scope, training title), so a second
 run creates nothing and ends nothing twice. One transaction; prints the counts at the end.
 
-The data lives in ``_demo_data``. Metric snapshots and the message history are not loaded here:
-the ``performance`` and ``comms`` apps extend this command with them alongside their models.
+The data lives in ``_demo_data``; the sponsor–CRO coordination log (status updates, meetings
+and action items) too. The message history — six weeks of messages, approvals, endorsements,
+digests, acknowledgements and escalations replayed through the comms services with a
+backdated clock — lives in ``_demo_messages`` and is loaded once (skipped when the demo
+studies already have messages). Metric snapshots come with the ``performance`` app.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from comms.models import Delivery, Digest, Message
 from sites.models import MILESTONE_FIELDS, Site, StudySite, TrainingRecord
 from sites.services import site_create, study_site_create, training_record_create
 from trialhub.management.commands import _demo_data as demo
@@ -398,4 +402,9 @@ def _counts() -> dict[str, int]:
         "role assignments, active": RoleAssignment.objects.active().count(),
         "role assignments, ended": RoleAssignment.objects.filter(end_date__lte=today).count(),
         "training records": TrainingRecord.objects.count(),
+        "status updates": StudyStatusUpdate.objects.count(),
+        "meetings": Meeting.objects.count(),
+        "messages": Message.objects.count(),
+        "digests": Digest.objects.count(),
+        "deliveries": Delivery.objects.count(),
     }
