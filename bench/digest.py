@@ -34,6 +34,7 @@ import base64
 import datetime
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -181,8 +182,12 @@ def main() -> None:
     try:
         with bench_environment("digest", redis_url=redis.url):
             rows, recipients, items = run(redis, directory)
+    except BaseException:
+        print(f"worker and redis-server logs kept in {directory}", flush=True)
+        raise
     finally:
         redis.stop()
+    shutil.rmtree(directory, ignore_errors=True)
     print_table(
         f"Digests for {recipients} recipients x 20 routine items ({datetime.date.today()})",
         rows,

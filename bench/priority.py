@@ -40,6 +40,7 @@ from __future__ import annotations
 import datetime
 import math
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -315,8 +316,12 @@ def main() -> None:
             finally:
                 comms.tasks.QUEUE_BY_TIER.update(routes)
             population.redis.flushall()
+    except BaseException:
+        print(f"worker and redis-server logs kept in {directory}", flush=True)
+        raise
     finally:
         redis.stop()
+    shutil.rmtree(directory, ignore_errors=True)
 
     # A key message still not first after the cap counts as infinitely late.
     ours = [math.inf if latency is None else latency for latency in results["ours"]["latencies"]]
