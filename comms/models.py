@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from trialhub.models import Area, Organization, Study
@@ -272,6 +272,43 @@ class Digest(models.Model):
         return f"Digest for {self.recipient_id} at {self.window_at:%Y-%m-%d %H:%M}"
 
 
+# PRODUCT.md "The prioritised inbox", as SQL over a delivery's own columns: shared by the
+# inbox index and ``comms.selectors.inbox_for_user`` (the same expressions, so the index serves
+# the query). Ranks: unacknowledged critical, unacknowledged key, unread key or escalation, rest.
+PIN_CRITICAL_UNACKED, PIN_KEY_UNACKED, PIN_KEY_UNREAD, PIN_NONE = range(4)
+# Rows that are inbox items: stand-alone message deliveries, digests and escalations (not the
+# lines a digest carries); the selector adds the recipient, channel and delivered states.
+INBOX_ROWS = Q(channel="in_app", state__in=("delivered", "read", "acknowledged")) & (
+    Q(digest__isnull=True) | Q(kind="digest")
+)
+
+
+def _unacknowledged(tier: str) -> Q:
+    return ~Q(state="acknowledged") & Q(kind="message", tier=tier)
+
+
+def inbox_pin_rank() -> Case:
+    return Case(
+        When(_unacknowledged("critical"), then=Value(PIN_CRITICAL_UNACKED)),
+        When(_unacknowledged("key"), then=Value(PIN_KEY_UNACKED)),
+        When(
+            Q(state="delivered") & (Q(kind="escalation") | Q(tier="key")),
+            then=Value(PIN_KEY_UNREAD),
+        ),
+        default=Value(PIN_NONE),
+        output_field=models.IntegerField(),
+    )
+
+
+def inbox_pinned_due() -> Case:
+    """Pinned items come by acknowledgement due time; the rest have none."""
+    return Case(
+        When(_unacknowledged("critical") | _unacknowledged("key"), then=F("ack_due_at")),
+        default=None,
+        output_field=models.DateTimeField(),
+    )
+
+
 class Delivery(models.Model):
     """One thing to one recipient on one channel; the database's record of the work to do.
 
@@ -288,7 +325,10 @@ class Delivery(models.Model):
         Message, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
     )
     recipient = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="deliveries"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="deliveries",
+        db_index=False,  # (recipient, state) and the inbox index lead with it
     )
     study_site = models.ForeignKey(
         "sites.StudySite",
@@ -320,6 +360,12 @@ class Delivery(models.Model):
         "folded into the digest.",
     )
     due_at = models.DateTimeField()
+    # Copied from the message when the row is written (both are fixed once it is sent), so the
+    # inbox orders and the escalation sweep filters on the delivery's own columns, by index.
+    tier = models.CharField(max_length=10, choices=Tier.choices, default=Tier.ROUTINE)
+    ack_due_at = models.DateTimeField(
+        null=True, blank=True, help_text="A message delivery that must be acknowledged: by when."
+    )
     delivered_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
@@ -332,13 +378,34 @@ class Delivery(models.Model):
         verbose_name_plural = "deliveries"
         indexes = [
             models.Index(fields=["recipient", "state"]),
-            models.Index(fields=["state", "due_at"]),
             models.Index(
                 fields=["due_at"],
                 condition=Q(state="pending"),
                 name="delivery_pending_due",
             ),
-            models.Index(fields=["digest"], name="delivery_digest"),
+            # The inbox of one recipient in its order: the page is an index scan that stops
+            # after a page (comms.selectors.inbox_for_user uses the same expressions).
+            models.Index(
+                "recipient",
+                inbox_pin_rank(),
+                inbox_pinned_due(),
+                F("delivered_at").desc(),
+                F("id").desc(),
+                condition=INBOX_ROWS,
+                name="delivery_inbox_order",
+            ),
+            # Acknowledgements that may become overdue (the escalation sweep).
+            models.Index(
+                fields=["ack_due_at"],
+                condition=Q(
+                    kind="message",
+                    channel="in_app",
+                    escalated_at__isnull=True,
+                    ack_due_at__isnull=False,
+                    state__in=("pending", "delivered", "read"),
+                ),
+                name="delivery_ack_open",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -20,7 +20,6 @@ from django.db.models import (
     Case,
     CharField,
     Count,
-    DateTimeField,
     Exists,
     F,
     IntegerField,
@@ -37,6 +36,7 @@ from django.utils import timezone
 from comms.models import (
     ACK_TIERS,
     CATEGORY_RULES,
+    INBOX_ROWS,
     Channel,
     Delivery,
     DeliveryKind,
@@ -45,7 +45,8 @@ from comms.models import (
     MessageStatus,
     MessageTemplate,
     TemplateStatus,
-    Tier,
+    inbox_pin_rank,
+    inbox_pinned_due,
 )
 from comms.permissions import (
     APPROVER_ROLES,
@@ -135,43 +136,15 @@ INBOX_STATES: dict[str, str] = {
 }
 INBOX_FILTERS = frozenset({"study", "sponsor", "tier", "state"})
 INBOX_RELATED = ("message__study__sponsor", "message__sender_organization")
-# pin_rank values, most pressing first; everything else shares the last rank, by recency.
-PIN_CRITICAL_UNACKED, PIN_KEY_UNACKED, PIN_KEY_UNREAD, PIN_NONE = range(4)
 
 
 def _inbox_items(user: AbstractBaseUser | None) -> QuerySet[Delivery]:
     """The user's delivered in-app items: stand-alone messages, digests (not the lines they
-    carry) and escalations; none without a user."""
+    carry) and escalations (``comms.models.INBOX_ROWS``); none without a user. Deliveries are
+    written only for sent messages, so no join to the message is needed to tell."""
     if user is None or not user.is_authenticated:
         return Delivery.objects.none()
-    return Delivery.objects.filter(
-        Q(kind=DeliveryKind.MESSAGE, digest__isnull=True, message__status=MessageStatus.SENT)
-        | Q(kind__in=(DeliveryKind.DIGEST, DeliveryKind.ESCALATION)),
-        recipient=user,
-        channel=Channel.IN_APP,
-        state__in=INBOX_STATES.values(),
-    )
-
-
-def _pin_rank() -> Case:
-    """PRODUCT.md "The prioritised inbox": unacknowledged critical, unacknowledged key, unread
-    key (and unread escalations), then the rest. Acknowledging drops an item out of the
-    pinned ranks."""
-    unacknowledged = (
-        ~Q(state=DeliveryState.ACKNOWLEDGED)
-        & Q(kind=DeliveryKind.MESSAGE)
-        & Q(message__requires_ack=True)
-    )
-    unread_key = Q(state=DeliveryState.DELIVERED) & (
-        Q(kind=DeliveryKind.ESCALATION) | Q(message__tier=Tier.KEY)
-    )
-    return Case(
-        When(unacknowledged & Q(message__tier=Tier.CRITICAL), then=Value(PIN_CRITICAL_UNACKED)),
-        When(unacknowledged & Q(message__tier=Tier.KEY), then=Value(PIN_KEY_UNACKED)),
-        When(unread_key, then=Value(PIN_KEY_UNREAD)),
-        default=Value(PIN_NONE),
-        output_field=IntegerField(),
-    )
+    return Delivery.objects.filter(INBOX_ROWS, recipient=user)
 
 
 def _digest_has(**lookups) -> Exists:
@@ -192,13 +165,14 @@ def _apply_inbox_filters(items: QuerySet[Delivery], filters: dict) -> QuerySet[D
     lookups = {
         "study": "message__study_id",
         "sponsor": "message__study__sponsor_id",
-        "tier": "message__tier",
+        "tier": "tier",
     }
     wanted = {
         lookup: filters[name] for name, lookup in lookups.items() if filters.get(name) is not None
     }
     if wanted:
-        items = items.filter(Q(**wanted) | Q(kind=DeliveryKind.DIGEST) & _digest_has(**wanted))
+        is_digest = Q(kind=DeliveryKind.DIGEST)
+        items = items.filter(Q(**wanted) & ~is_digest | is_digest & _digest_has(**wanted))
     if filters.get("state") is not None:
         items = items.filter(state=INBOX_STATES[filters["state"]])
     return items
@@ -216,15 +190,13 @@ def inbox_for_user(
     in-app deliveries; nothing for anonymous callers.
     """
     items = _apply_inbox_filters(_inbox_items(user), filters or {})
-    pinned_due = Case(
-        When(pin_rank__in=(PIN_CRITICAL_UNACKED, PIN_KEY_UNACKED), then=F("message__ack_due_at")),
-        default=None,
-        output_field=DateTimeField(),
-    )
+    # The expressions of the ``delivery_inbox_order`` index, so a page is an index scan.
     return (
-        items.annotate(pin_rank=_pin_rank())
+        items.annotate(pin_rank=inbox_pin_rank())
         .prefetch_related(*_inbox_prefetch())
-        .order_by("pin_rank", pinned_due.asc(nulls_last=True), "-delivered_at", "-id")
+        .order_by(
+            "pin_rank", inbox_pinned_due().asc(nulls_last=True), F("delivered_at").desc(), "-id"
+        )
     )
 
 
@@ -260,7 +232,7 @@ def inbox_counts(user: AbstractBaseUser | None) -> dict[str, int]:
         unread=Count("id", filter=Q(state=DeliveryState.DELIVERED)),
         to_acknowledge=Count(
             "id",
-            filter=Q(kind=DeliveryKind.MESSAGE, message__requires_ack=True)
+            filter=Q(kind=DeliveryKind.MESSAGE, tier__in=ACK_TIERS)
             & Q(state__in=(DeliveryState.DELIVERED, DeliveryState.READ)),
         ),
     )

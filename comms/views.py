@@ -24,12 +24,19 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from comms.forms import STATE_LABELS, ApproveForm, InboxFilterForm, RejectForm
-from comms.models import ACK_TIERS, Delivery, DeliveryKind, DeliveryState, Message, MessageStatus
+from comms.models import (
+    ACK_TIERS,
+    PIN_NONE,
+    Delivery,
+    DeliveryKind,
+    DeliveryState,
+    Message,
+    MessageStatus,
+)
 from comms.permissions import SENDER_ORGANIZATION_KINDS, can_endorse
 from comms.rendering import render_placeholders
 from comms.selectors import (
     INBOX_STATES,
-    PIN_NONE,
     audience_reach_counts,
     endorsement_requests_for_user,
     inbox_digest_lines,

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-APP_SERVICES = ("web", "worker", "beat")
+APP_SERVICES = ("web", "worker", "worker-priority", "beat")
 PRODUCTION_SECRET_KEY = "tEst-only-Secret-kEy-for-the-deployment-checks-7f3c9a1e5b2d8046"
 
 
@@ -74,7 +74,10 @@ def test_compose_describes_the_production_stack(compose):
     worker = service_command(services["worker"])
     assert re.search(r"\bcelery\b.*\bworker\b", worker)
     queues = re.search(r"-Q\s+(\S+)", worker).group(1).split(",")
-    assert {"priority", "routine"} <= set(queues)
+    assert {"priority", "routine", "default"} <= set(queues)
+    # Key and critical traffic also has a worker of its own.
+    priority = service_command(services["worker-priority"])
+    assert re.search(r"-Q\s+priority(\s|$)", priority), priority
 
     assert re.search(r"\bcelery\b.*\bbeat\b", service_command(services["beat"]))
     for name in ("postgres", "redis"):

@@ -1,7 +1,7 @@
 """Escalating acknowledgements that are overdue (PRODUCT.md "Acknowledgement & escalation").
 
-A key or critical delivery not acknowledged by the message's ``ack_due_at`` (moved later by
-as long as the delivery was held back for the site's quiet hours) is escalated once: the
+A key or critical delivery not acknowledged by its ``ack_due_at`` (the message's, moved later
+by as long as the delivery was held back for the site's quiet hours) is escalated once: the
 study-site's principal investigator and its CRA(s), and the message's sender, each get an
 escalation delivery (in-app and email) naming the study-site. The overdue rows are taken
 under ``SELECT … FOR UPDATE SKIP LOCKED`` and stamped ``escalated_at`` in the same
@@ -15,7 +15,6 @@ from collections import defaultdict
 from functools import partial
 
 from django.db import transaction
-from django.db.models import DateTimeField, ExpressionWrapper, F
 from django.utils import timezone
 
 from comms.models import Channel, Delivery, DeliveryKind, DeliveryState, MessageStatus
@@ -49,21 +48,12 @@ def _escalate_batch(now: datetime.datetime, batch: int) -> tuple[int, bool]:
             escalated_at__isnull=True,
             state__in=(DeliveryState.PENDING, DeliveryState.DELIVERED, DeliveryState.READ),
             message__status=MessageStatus.SENT,
-            message__requires_ack=True,
-            message__ack_due_at__lte=now,
+            ack_due_at__lte=now,
         )
-        # A delivery held back (quiet hours) gets the time it was held on top of the due time.
-        .alias(
-            ack_deadline=ExpressionWrapper(
-                F("message__ack_due_at") + (F("due_at") - F("message__sent_at")),
-                output_field=DateTimeField(),
-            )
-        )
-        .filter(ack_deadline__lte=now)
         .order_by("id")
-        .values_list(
-            "id", "message_id", "study_site_id", "message__sender_id", "message__study_id"
-        )[: batch + 1]
+        .values_list("id", "message_id", "study_site_id", "message__sender_id", "message__tier")[
+            : batch + 1
+        ]
     )
     if not overdue:
         return 0, False
@@ -71,10 +61,12 @@ def _escalate_batch(now: datetime.datetime, batch: int) -> tuple[int, bool]:
     overdue = overdue[:batch]
     sites_by_message: dict[int, set[int]] = defaultdict(set)
     senders: dict[int, int] = {}
-    for _id, message_id, study_site_id, sender_id, _study_id in overdue:
+    tiers: dict[int, str] = {}
+    for _id, message_id, study_site_id, sender_id, tier in overdue:
         if study_site_id is not None:
             sites_by_message[message_id].add(study_site_id)
         senders[message_id] = sender_id
+        tiers[message_id] = tier
     study_site_ids = {site for sites in sites_by_message.values() for site in sites}
     people = _site_people(study_site_ids, now)
     # A study-site escalated already (its rows were split over batches or sweeps) is not new.
@@ -100,6 +92,7 @@ def _escalate_batch(now: datetime.datetime, batch: int) -> tuple[int, bool]:
                             study_site_id=study_site_id,
                             recipient_id=recipient_id,
                             channel=channel,
+                            tier=tiers[message_id],
                             due_at=now,
                         )
                     )

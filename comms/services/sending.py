@@ -7,9 +7,10 @@ import datetime
 import logging
 from dataclasses import dataclass
 from functools import partial
+from typing import NamedTuple
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from comms.models import (
@@ -21,6 +22,7 @@ from comms.models import (
     Channel,
     Delivery,
     DeliveryKind,
+    DeliveryState,
     Message,
     MessageStatus,
     MessageTemplate,
@@ -261,37 +263,77 @@ def message_dispatch(*, message: Message, now: datetime.datetime) -> Message:
         if message.send_now
         else frozenset()
     )
-    deliveries = []
+    rows: list[DeliveryRow] = []
     for recipient in recipients:
         schedule = schedules[recipient.study_site_id]
         throttled = recipient.study_site_id in throttled_sites
         via_digest = message.tier in DIGEST_TIERS and (not message.send_now or throttled)
         due_at = _due_at(message.tier, via_digest, schedule, now)
+        # A delivery held back (quiet hours) has that much longer to be acknowledged.
+        ack_due_at = message.ack_due_at + (due_at - now) if message.requires_ack else None
         for channel in (Channel.IN_APP,) if via_digest else (Channel.IN_APP, Channel.EMAIL):
             # Nobody to email without an address; the in-app delivery still reaches them.
             if channel == Channel.EMAIL and not recipient.email:
                 continue
-            deliveries.append(
-                Delivery(
-                    message=message,
-                    recipient_id=recipient.user_id,
-                    study_site_id=recipient.study_site_id,
-                    channel=channel,
-                    due_at=due_at,
-                    via_digest=via_digest,
-                    throttled=throttled,
+            rows.append(
+                DeliveryRow(
+                    recipient.user_id,
+                    recipient.study_site_id,
+                    channel,
+                    due_at,
+                    via_digest,
+                    throttled,
+                    ack_due_at if channel == Channel.IN_APP else None,
                 )
             )
-    Delivery.objects.bulk_create(deliveries, batch_size=5000)
+    _insert_deliveries(message, rows)
     message.status = MessageStatus.SENT
     message.sent_at = now
     message.recipients_count = len(recipients)
     message.save(
         update_fields=["status", "submitted_at", "sent_at", "ack_due_at", "recipients_count"]
     )
-    if any(not delivery.via_digest and delivery.due_at <= now for delivery in deliveries):
+    if any(not row.via_digest and row.due_at <= now for row in rows):
         transaction.on_commit(partial(_enqueue_delivery, message.id, message.tier))
     return message
+
+
+class DeliveryRow(NamedTuple):
+    recipient_id: int
+    study_site_id: int
+    channel: str
+    due_at: datetime.datetime
+    via_digest: bool
+    throttled: bool
+    ack_due_at: datetime.datetime | None
+
+
+def _insert_deliveries(message: Message, rows: list[DeliveryRow]) -> None:
+    """Write the message's deliveries with one ``INSERT … SELECT … FROM unnest(arrays)``: a
+    set-based insert like ``bulk_create``, without building a model instance and a parameter
+    per value for every row (about 3x faster for thousands of recipients, bench/fanout.py)."""
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _field in DeliveryRow._fields]
+    table = Delivery._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {table} (kind, message_id, tier, state, recipient_id, study_site_id,
+                                 channel, due_at, via_digest, throttled, ack_due_at)
+            SELECT %s, %s, %s, %s, recipient_id, study_site_id,
+                   channel, due_at, via_digest, throttled, ack_due_at
+            FROM unnest(%s::bigint[], %s::bigint[], %s::varchar[], %s::timestamptz[],
+                        %s::boolean[], %s::boolean[], %s::timestamptz[])
+                 AS row (recipient_id, study_site_id, channel, due_at, via_digest, throttled,
+                         ack_due_at)
+            """,  # noqa: S608 - the table name is the model's, the values are parameters
+            [
+                DeliveryKind.MESSAGE.value,
+                message.pk,
+                message.tier,
+                DeliveryState.PENDING.value,
+                *(list(column) for column in columns),
+            ],
+        )
 
 
 def _due_at(

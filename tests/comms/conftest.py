@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from comms.services import message_draft_create, message_send
 from sites.services import site_preferences_update
-from tests.comms.helpers import DIGEST_WAIT
+from tests.comms.helpers import DIGEST_WAIT, Published
 from trialhub.selectors import responsibility_matrix
 from trialhub.services import responsibility_matrix_set
 
@@ -92,3 +92,10 @@ def send(world, draft):
         return message_send(message=draft(actor=actor, **fields), actor=actor, now=at)
 
     return make
+
+
+@pytest.fixture
+def published():
+    """``published(queue)``: the tasks published to the test broker's queue since the test
+    began (see ``tests.comms.helpers.Published``)."""
+    return Published()

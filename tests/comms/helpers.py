@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import json
 
+import redis
+from django.conf import settings
 from django.utils import timezone
 
 from comms.models import Channel, Delivery, DeliveryKind
@@ -59,3 +62,21 @@ def next_year(month: int, day: int, hour: int = 0, minute: int = 0) -> datetime.
     run."""
     year = timezone.localdate().year + 1
     return datetime.datetime(year, month, day, hour, minute, tzinfo=datetime.UTC)
+
+
+class Published:
+    """Tasks published to the test broker's queues since this object was made, read from
+    Redis (kombu pushes each new message at the head of the queue's list)."""
+
+    QUEUES = ("priority", "routine")
+
+    def __init__(self) -> None:
+        self.redis = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+        self.start = {queue: self.redis.llen(queue) for queue in self.QUEUES}
+
+    def __call__(self, queue: str) -> list[tuple[str, str]]:
+        """(task name, its arguments as Celery shows them), oldest first."""
+        new = self.redis.llen(queue) - self.start[queue]
+        raw = self.redis.lrange(queue, 0, new - 1) if new > 0 else []
+        headers = [json.loads(item)["headers"] for item in reversed(raw)]
+        return [(header["task"], header["argsrepr"]) for header in headers]

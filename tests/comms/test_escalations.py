@@ -9,8 +9,8 @@ import datetime
 import pytest
 from django.core.exceptions import ValidationError
 
-from comms.models import Channel, Delivery, DeliveryKind, DeliveryState
-from comms.selectors import PIN_KEY_UNREAD, PIN_NONE, inbox_counts, inbox_for_user
+from comms.models import PIN_KEY_UNREAD, PIN_NONE, Channel, Delivery, DeliveryKind, DeliveryState
+from comms.selectors import inbox_counts, inbox_for_user
 from comms.services import (
     delivery_acknowledge,
     delivery_mark_read,

@@ -9,7 +9,6 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from comms import tasks
 from comms.models import Channel, Delivery, DeliveryState, Message, MessageStatus
 from comms.services import message_send
 from comms.services.audience import NO_RECIPIENTS
@@ -270,18 +269,21 @@ def test_sending_stores_one_delivery_per_recipient_and_channel(world, draft, now
         )
 
 
-def test_deliveries_are_written_with_the_message_or_not_at_all(world, draft, now, monkeypatch):
+def test_deliveries_are_written_with_the_message_or_not_at_all(world, draft, now):
+    """A delivery row the insert collides with (the unique constraint fails half-way through
+    the fan-out) rolls the whole send back: no rows, the message still a draft."""
     message = draft()
+    Delivery.objects.create(
+        message=message, recipient=world.site_coord_2, channel=Channel.IN_APP, due_at=now
+    )
 
-    def broken_bulk_create(*args, **kwargs):
-        raise IntegrityError("disk full")
-
-    monkeypatch.setattr(Delivery.objects, "bulk_create", broken_bulk_create)
-    with pytest.raises(IntegrityError):
+    with pytest.raises(IntegrityError), transaction.atomic():
         message_send(message=message, actor=world.sponsor_lead_a, now=now)
+
     message.refresh_from_db()
     assert message.status == MessageStatus.DRAFT
     assert message.sent_at is None
+    assert Delivery.objects.filter(message=message).count() == 1, "only the planted row"
 
 
 @pytest.mark.parametrize(
@@ -293,20 +295,16 @@ def test_deliveries_are_written_with_the_message_or_not_at_all(world, draft, now
     ],
 )
 def test_delivery_task_is_enqueued_after_commit_with_the_id_only(
-    world, draft, now, monkeypatch, django_capture_on_commit_callbacks, fields, queue
+    world, draft, now, published, django_capture_on_commit_callbacks, fields, queue
 ):
-    enqueued = []
-    monkeypatch.setattr(
-        tasks.deliver_message, "apply_async", lambda **kwargs: enqueued.append(kwargs)
-    )
     message = draft(**fields)
     with django_capture_on_commit_callbacks() as callbacks:
         message_send(message=message, actor=world.sponsor_lead_a, now=now)
         assert Delivery.objects.filter(message=message).exists()
-    assert enqueued == [], "nothing is handed to Celery before commit"
+    assert published(queue) == [], "nothing is handed to Celery before commit"
     for callback in callbacks:
         callback()
-    assert enqueued == [{"args": [message.id], "queue": queue}]
+    assert published(queue) == [("comms.tasks.deliver_message", f"[{message.id}]")]
 
 
 @pytest.mark.parametrize("category", ["visit_reminder", "newsletter"])

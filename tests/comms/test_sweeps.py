@@ -8,11 +8,8 @@ from the broker's queues, and the deliveries are then made by calling the servic
 from __future__ import annotations
 
 import datetime
-import json
 
 import pytest
-import redis
-from django.conf import settings
 
 from comms.models import Channel, Delivery, DeliveryKind, DeliveryState, Digest
 from comms.services import (
@@ -30,29 +27,6 @@ T = next_year(1, 14, 6, 50)  # 07:50 in Berlin
 MINUTE = datetime.timedelta(minutes=1)
 WINDOW = T + 10 * MINUTE  # 08:00 in Berlin and Paris: the digest window of every site
 SECOND = datetime.timedelta(seconds=1)
-
-
-class Published:
-    """Tasks published to the test broker's queues since this object was made, read from
-    Redis (kombu pushes each new message at the head of the queue's list)."""
-
-    QUEUES = ("priority", "routine")
-
-    def __init__(self) -> None:
-        self.redis = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-        self.start = {queue: self.redis.llen(queue) for queue in self.QUEUES}
-
-    def __call__(self, queue: str) -> list[tuple[str, str]]:
-        """(task name, its arguments as Celery shows them), oldest first."""
-        new = self.redis.llen(queue) - self.start[queue]
-        raw = self.redis.lrange(queue, 0, new - 1) if new > 0 else []
-        headers = [json.loads(item)["headers"] for item in reversed(raw)]
-        return [(header["task"], header["argsrepr"]) for header in headers]
-
-
-@pytest.fixture
-def published():
-    return Published()
 
 
 @pytest.fixture
