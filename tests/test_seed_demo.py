@@ -14,9 +14,17 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 from guardian.models import UserObjectPermission
 
-from comms.models import Delivery, DeliveryKind, DeliveryState, Digest, Message, MessageStatus
+from comms.models import (
+    PIN_NONE,
+    Delivery,
+    DeliveryKind,
+    DeliveryState,
+    Digest,
+    Message,
+    MessageStatus,
+)
 from comms.rendering import digest_lines
-from comms.selectors import PIN_NONE, inbox_for_user, pending_approvals_for_user
+from comms.selectors import inbox_for_user, pending_approvals_for_user
 from comms.services import delivery_acknowledge
 from sites.models import MILESTONE_FIELDS, Site, StudySite, StudySiteStatus
 from trialhub.models import (
