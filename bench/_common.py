@@ -171,6 +171,19 @@ def load_average() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
+def copied_from_message(sql: str, tier: str, ack_due_at: str = "NULL") -> str:
+    """A raw ``INSERT INTO comms_delivery`` with the columns a delivery copies from its message
+    (``tier``, ``ack_due_at``) filled by these SQL expressions, where the model has them: the
+    ``/*COPIED_COLUMNS*/`` and ``/*COPIED_VALUES*/`` markers become those columns, or nothing."""
+    from comms.models import Delivery
+
+    names = {field.name for field in Delivery._meta.get_fields()}
+    columns, values = "", ""
+    if {"tier", "ack_due_at"} <= names:
+        columns, values = ", tier, ack_due_at", f", {tier}, {ack_due_at}"
+    return sql.replace("/*COPIED_COLUMNS*/", columns).replace("/*COPIED_VALUES*/", values)
+
+
 def analyze() -> None:
     from django.db import connection
 

@@ -40,6 +40,7 @@ from _common import (
     analyze,
     bench_environment,
     build_population,
+    copied_from_message,
     load_average,
     median,
     percentile,
@@ -100,7 +101,7 @@ CREATE TEMP TABLE bench_pool AS
            (send_now OR tier IN ('critical', 'key')) AS standalone,
            CASE WHEN tier = 'key' THEN row_number() OVER (PARTITION BY tier = 'key' ORDER BY id) - 1
            END AS key_idx,
-           id, study_id, sent_at, requires_ack, tier
+           id, study_id, sent_at, requires_ack, ack_due_at, tier
     FROM comms_message;
 CREATE INDEX ON bench_pool (standalone, idx);
 CREATE INDEX ON bench_pool (key_idx);
@@ -115,11 +116,12 @@ CREATE TEMP TABLE bench_profile (user_id bigint, standalone int, digests int, es
 
 STANDALONE_SQL = """
 INSERT INTO comms_delivery (kind, message_id, recipient_id, study_site_id, channel, state,
-    via_digest, throttled, due_at, delivered_at, read_at, acknowledged_at)
+    via_digest, throttled, due_at, delivered_at, read_at, acknowledged_at /*COPIED_COLUMNS*/)
 SELECT 'message', m.id, p.user_id, us.study_site_id, ch.channel, s.state, false, false,
     m.sent_at, m.sent_at,
     CASE WHEN s.state IN ('read', 'acknowledged') THEN m.sent_at + interval '2 hours' END,
     CASE WHEN s.state = 'acknowledged' THEN m.sent_at + interval '3 hours' END
+    /*COPIED_VALUES*/
 FROM bench_profile p
 CROSS JOIN LATERAL generate_series(0, p.standalone - 1) AS k
 JOIN bench_pool m ON m.standalone AND m.idx = (k + p.salt) %% %(pool)s
@@ -145,11 +147,12 @@ CROSS JOIN LATERAL (SELECT date_trunc('hour', %(now)s::timestamptz) - d * interv
 
 DIGEST_ROWS_SQL = """
 INSERT INTO comms_delivery (kind, message_id, recipient_id, study_site_id, digest_id, channel,
-    state, via_digest, throttled, due_at, delivered_at, read_at)
+    state, via_digest, throttled, due_at, delivered_at, read_at /*COPIED_COLUMNS*/)
 SELECT 'digest', NULL, dg.recipient_id, NULL, dg.id, ch.channel,
     CASE WHEN ch.channel = 'in_app' AND dg.age >= 5 THEN 'read' ELSE 'delivered' END,
     false, false, dg.window_at, dg.window_at,
     CASE WHEN ch.channel = 'in_app' AND dg.age >= 5 THEN dg.window_at + interval '1 hour' END
+    /*COPIED_VALUES*/
 FROM (SELECT id, recipient_id, window_at,
              row_number() OVER (PARTITION BY recipient_id ORDER BY window_at DESC) - 1 AS age
       FROM comms_digest) AS dg
@@ -158,9 +161,9 @@ CROSS JOIN (VALUES ('in_app'), ('email')) AS ch (channel)
 
 LINES_SQL = """
 INSERT INTO comms_delivery (kind, message_id, recipient_id, study_site_id, digest_id, channel,
-    state, via_digest, throttled, due_at, delivered_at)
+    state, via_digest, throttled, due_at, delivered_at /*COPIED_COLUMNS*/)
 SELECT 'message', m.id, dg.recipient_id, us.study_site_id, dg.id, 'in_app', 'delivered',
-    true, false, dg.window_at, dg.window_at
+    true, false, dg.window_at, dg.window_at /*COPIED_VALUES*/
 FROM (SELECT d.id, d.recipient_id, d.window_at, p.salt,
              row_number() OVER (PARTITION BY d.recipient_id ORDER BY d.window_at) - 1 AS n
       FROM comms_digest d JOIN bench_profile p ON p.user_id = d.recipient_id) AS dg
@@ -172,13 +175,13 @@ JOIN bench_user_site us ON us.user_id = dg.recipient_id AND us.study_id = m.stud
 
 ESCALATIONS_SQL = """
 INSERT INTO comms_delivery (kind, message_id, recipient_id, study_site_id, channel, state,
-    via_digest, throttled, due_at, delivered_at, read_at, escalated_at)
+    via_digest, throttled, due_at, delivered_at, read_at, escalated_at /*COPIED_COLUMNS*/)
 SELECT 'escalation', m.id, p.user_id, us.study_site_id, ch.channel,
     CASE WHEN ch.channel = 'in_app' AND e %% 10 = 0 THEN 'delivered'
          WHEN ch.channel = 'in_app' THEN 'read' ELSE 'delivered' END,
     false, false, m.sent_at + interval '48 hours', m.sent_at + interval '48 hours',
     CASE WHEN ch.channel = 'in_app' AND e %% 10 <> 0 THEN m.sent_at + interval '50 hours' END,
-    NULL
+    NULL /*COPIED_VALUES*/
 FROM bench_profile p
 CROSS JOIN LATERAL generate_series(0, p.escalations - 1) AS e
 JOIN bench_pool m ON m.key_idx = (e * 7 + p.salt) %% %(keys)s
@@ -227,8 +230,14 @@ def fill(population, target, small, others) -> int:
             "INSERT INTO bench_profile VALUES (%s, %s, %s, %s, %s)",
             [(*profile, position * 37) for position, profile in enumerate(profiles)],
         )
-        for sql in (STANDALONE_SQL, DIGESTS_SQL, DIGEST_ROWS_SQL, LINES_SQL, ESCALATIONS_SQL):
-            cursor.execute(sql, params)
+        for sql, tier, ack_due_at in (
+            (STANDALONE_SQL, "m.tier", "CASE WHEN m.requires_ack THEN m.ack_due_at END"),
+            (DIGESTS_SQL, "", ""),
+            (DIGEST_ROWS_SQL, "'routine'", "NULL"),
+            (LINES_SQL, "m.tier", "NULL"),
+            (ESCALATIONS_SQL, "m.tier", "NULL"),
+        ):
+            cursor.execute(copied_from_message(sql, tier, ack_due_at), params)
     with transaction.atomic(), connection.cursor() as cursor:
         # After the commit: the foreign keys are checked there (deferred), not during a build.
         for _name, definition in indexes:

@@ -51,6 +51,7 @@ from _common import (
     Worker,
     bench_environment,
     build_population,
+    copied_from_message,
     load_average,
     median,
     print_table,
@@ -86,9 +87,9 @@ WITH people AS (
     RETURNING id
 )
 INSERT INTO comms_delivery (kind, message_id, recipient_id, study_site_id, channel, state,
-    via_digest, throttled, due_at)
+    via_digest, throttled, due_at /*COPIED_COLUMNS*/)
 SELECT 'message', m.id, p.user_id, p.study_site_id, ch.channel, 'pending', false, false,
-    %(now)s
+    %(now)s /*COPIED_VALUES*/
 FROM (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM messages) AS m
 JOIN people p ON p.n = m.n %% (SELECT count(*) FROM people)
 CROSS JOIN (VALUES ('in_app'), ('email')) AS ch (channel)
@@ -103,7 +104,7 @@ def backlog_create(population) -> list[int]:
 
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            BACKLOG_SQL,
+            copied_from_message(BACKLOG_SQL, "'routine'"),
             {
                 "study": population.study.id,
                 "sender": population.lead.id,
