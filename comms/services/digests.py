@@ -50,7 +50,15 @@ def _build_batch(now: datetime.datetime, batch: int) -> tuple[int, bool]:
         # partial index of pending rows serves this order, so each batch reads its own rows
         # rather than scanning past the ones earlier batches delivered (bench/digest.py).
         .order_by("due_at", "recipient_id", "id")
-        .values_list("id", "recipient_id", "due_at", "recipient__email")[: batch + 1]
+        .values_list(
+            "id",
+            "recipient_id",
+            "due_at",
+            "recipient__email",
+            "message_id",
+            "message__study_id",
+            "message__dedup_key",
+        )[: batch + 1]
     )
     if not rows:
         return 0, False
@@ -60,16 +68,26 @@ def _build_batch(now: datetime.datetime, batch: int) -> tuple[int, bool]:
         last = rows[batch - 1][1:3]
         rows = [row for row in rows[:batch] if row[1:3] != last] or rows[:batch]
     groups: dict[tuple[int, datetime.datetime], list[int]] = defaultdict(list)
+    lines: dict[tuple[int, datetime.datetime], set[tuple]] = defaultdict(set)
     emails: dict[int, str] = {}
-    for delivery_id, recipient_id, due_at, email in rows:
+    for delivery_id, recipient_id, due_at, email, message_id, study_id, dedup_key in rows:
         groups[recipient_id, due_at].append(delivery_id)
+        # A dedup key on a study is one line (comms.rendering.digest_lines).
+        lines[recipient_id, due_at].add((study_id, dedup_key) if dedup_key else (message_id,))
         emails[recipient_id] = email
     # A window already built (its rows were split over batches or sweeps) is not a new digest.
     existing = _digest_ids(groups)
     Digest.objects.bulk_create(
         (
-            Digest(recipient_id=recipient, window_at=window, created_at=now)
+            Digest(
+                recipient_id=recipient,
+                window_at=window,
+                created_at=now,
+                items_count=len(groups[recipient, window]),
+                lines_count=len(lines[recipient, window]),
+            )
             for recipient, window in groups
+            if (recipient, window) not in existing
         ),
         ignore_conflicts=True,
         batch_size=2000,
@@ -85,7 +103,8 @@ def _build_batch(now: datetime.datetime, batch: int) -> tuple[int, bool]:
         state=DeliveryState.DELIVERED,
         delivered_at=now,
     )
-    _count_lines(digest_ids)
+    if existing:
+        _count_lines(existing)  # counted afresh over all their lines, old and new
     _digest_deliveries(digest_ids, emails, now)
     for start in range(0, len(digest_ids), EMAIL_TASK_DIGESTS):
         chunk = list(digest_ids.values())[start : start + EMAIL_TASK_DIGESTS]
