@@ -10,7 +10,7 @@ from django.apps import apps
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Max, Q, Sum
 from django.utils import timezone
 from guardian.models import UserObjectPermission
 
@@ -43,6 +43,7 @@ from trialhub.selectors import studies_for_user
 User = get_user_model()
 SPONSOR_A, SPONSOR_B = "Sponsor A Pharma", "Sponsor B Biotech"
 MERIDIAN, NORTHBRIDGE = "Meridian Clinical Research", "Northbridge CRO"
+HISTORY = (Message, Delivery, Digest)
 PERSONAS = ("sponsor_a", "sponsor_b", "cro_pm", "cra_1", "cra_2", "site_coord", "site_coord_2")
 MERIDIAN_RESPONSIBLE = {
     "monitoring",
@@ -79,10 +80,32 @@ def seeded(django_db_setup, django_db_blocker):
     ):
         started = timezone.now()
         call_command("seed_demo", stdout=io.StringIO())
-        first = _row_counts()
+        first, first_history = _row_counts(), _message_history()
         call_command("seed_demo", stdout=io.StringIO())
-        yield {"first": first, "second": _row_counts(), "started": started}
+        yield {
+            "first": first,
+            "second": _row_counts(),
+            "first_history": first_history,
+            "second_history": _message_history(),
+            "started": started,
+        }
         transaction.set_rollback(True)
+
+
+def _message_history() -> dict:
+    """What the message history holds, beyond row counts: the last ids, and the deliveries
+    and digests by what they are and how far they got."""
+    deliveries = Delivery.objects.values_list("kind", "channel", "state", "tier").annotate(
+        n=Count("id"), read=Count("read_at"), acknowledged=Count("acknowledged_at")
+    )
+    return {
+        "last ids": [model.objects.aggregate(last=Max("id"))["last"] for model in HISTORY],
+        "messages": sorted(Message.objects.values_list("status").annotate(n=Count("id"))),
+        "deliveries": sorted(deliveries.order_by()),
+        "digest items": Digest.objects.aggregate(
+            items=Sum("items_count"), lines=Sum("lines_count")
+        ),
+    }
 
 
 def _user(username: str):
@@ -401,3 +424,85 @@ def test_history_spans_six_weeks_in_the_past_and_leaves_only_future_work_pending
     pending = Delivery.objects.filter(state=DeliveryState.PENDING)
     assert not pending.filter(due_at__lte=started).exists(), "nothing due is left undelivered"
     assert not pending.filter(channel="email", kind=DeliveryKind.DIGEST).exists()
+
+
+def test_second_run_leaves_the_message_history_as_it_was(seeded):
+    """Not only as many rows: no message sent again, no delivery moved on, no digest rebuilt."""
+    assert seeded["first_history"] == seeded["second_history"]
+    assert seeded["first_history"]["digest items"]["items"] > 0
+
+
+# --- the routine flood: what digests are for -------------------------------------------------
+
+
+def _site_people() -> dict[int, str]:
+    return dict(
+        Membership.objects.filter(organization__kind="site").values_list(
+            "user_id", "organization__site__name"
+        )
+    )
+
+
+def test_routine_flood_reaches_every_staffed_site_by_the_tens_each_week(seeded):
+    """Routine and info messages to each site's people in the last full week (Monday to
+    Sunday): tens at every site that has people, as CRAs and CRO systems really send them."""
+    today = seeded["started"].astimezone(datetime.UTC).date()
+    monday = today - datetime.timedelta(days=today.weekday() + 7)
+    week_start = datetime.datetime.combine(monday, datetime.time(), datetime.UTC)
+    people = _site_people()
+    per_site = dict(
+        Delivery.objects.filter(
+            kind=DeliveryKind.MESSAGE,
+            channel="in_app",
+            recipient_id__in=people,
+            message__tier__in=("routine", "info"),
+            message__sent_at__gte=week_start,
+            message__sent_at__lt=week_start + datetime.timedelta(days=7),
+        )
+        .values_list("study_site__site__name")
+        .annotate(n=Count("message", distinct=True))
+        .order_by()
+    )
+    assert set(per_site) == set(people.values()), "every site with people hears the flood"
+    assert min(per_site.values()) >= 20, per_site
+    assert sum(per_site.values()) >= 250, per_site
+
+
+def test_site_coords_recent_digests_carry_many_lines_and_repeated_reminders(seeded):
+    digests = Digest.objects.filter(
+        recipient=_user("site_coord"),
+        window_at__gte=seeded["started"] - datetime.timedelta(days=7),
+    ).values_list("id", flat=True)
+    lines = digest_lines(digests)
+    assert len(lines) >= 4, "a digest each working day"
+    assert min(map(len, lines.values())) >= 6, {key: len(found) for key, found in lines.items()}
+    repeated = [line for found in lines.values() for line in found if line.count > 1]
+    assert repeated, "a reminder sent again the same day is one line with a count"
+    subjects = {line.subject for found in lines.values() for line in found}
+    assert any("patient 101-" in subject for subject in subjects), "reminders name patients"
+    assert any("Charité Berlin" in subject for subject in subjects), "{site_name} is filled in"
+
+
+def test_a_weekly_digest_folds_a_week_of_daily_reminders_into_counted_lines(seeded):
+    weekly = Digest.objects.filter(
+        recipient__membership__organization__site__digest_frequency="weekly"
+    ).values_list("id", flat=True)
+    lines = [line for found in digest_lines(weekly).values() for line in found]
+    assert max(line.count for line in lines) >= 4, "a reminder re-sent daily, in one line"
+    assert any(line.count >= 2 and "patient" in line.subject for line in lines)
+
+
+def test_site_people_get_at_least_five_times_fewer_notifications_than_messages(seeded):
+    """bench/noise.py's measure on the whole history: what reached site people on its own
+    (stand-alone messages, digests, escalations) against one notification per message."""
+    in_app = Delivery.objects.filter(channel="in_app", recipient_id__in=_site_people())
+    messages = in_app.filter(kind=DeliveryKind.MESSAGE)
+    escalations = in_app.filter(kind=DeliveryKind.ESCALATION).count()
+    alone = (
+        messages.filter(via_digest=False).count()
+        + in_app.filter(kind=DeliveryKind.DIGEST).count()
+        + escalations
+    )
+    one_per_message = messages.count() + escalations
+    assert alone * 5 <= one_per_message, (alone, one_per_message)
+    assert not messages.filter(tier__in=("key", "critical"), via_digest=True).exists()

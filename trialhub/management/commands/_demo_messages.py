@@ -59,7 +59,8 @@ from comms.services import (
     message_template_create,
     study_comms_policy_set,
 )
-from sites.models import StudySite
+from comms.services.scheduling import SCHEDULE_FIELDS, SiteSchedule, next_digest_window
+from sites.models import Site, StudySite
 from trialhub.management.commands import _demo_data as demo
 from trialhub.models import Study
 
@@ -70,12 +71,8 @@ HOUR = datetime.timedelta(hours=1)
 DAY = datetime.timedelta(days=1)
 DISCARD_EMAILS = "django.core.mail.backends.dummy.EmailBackend"
 
-# Working days of routine floods before today (three weeks); key messages reach back six.
-FLOOD_WORKDAYS = 15
-# Chance that a study-site gets a reminder thread on a working day: the personas' own sites
-# (Charité for site_coord, Lyon for site_coord_2) are busier, so their inboxes show it.
-THREAD_CHANCE = {"persona": 0.55, "other": 0.12}
-PERSONA_SITES = frozenset({"charite", "lyon"})
+# Working days of routine traffic before today: the whole six weeks of the history.
+FLOOD_WORKDAYS = 30
 SEED = 301  # the random choices are fixed: every load tells the same story
 
 
@@ -121,6 +118,7 @@ def seed_messages(*, now: datetime.datetime) -> None:
         replay.setup()
         for planned in (*_key_messages(replay), *_routine_floods(replay)):
             replay.plan(planned)
+        replay.plan_digest_windows()
         replay.run()
         replay.read_old_items()
 
@@ -176,6 +174,23 @@ class _Replay:
             if at > self.now:
                 return
             action(at, *args)
+
+    def plan_digest_windows(self) -> None:
+        """Build digests at every digest window of every site from the first event on, as
+        beat's sweep would: a routine or info message then needs no look at its deliveries
+        to know when they go out (most of the history is routine, so this saves a query
+        per message)."""
+        start = self._events[0][0]
+        schedules = {
+            SiteSchedule(*row) for row in Site.objects.values_list(*SCHEDULE_FIELDS).distinct()
+        }
+        for schedule in schedules:
+            window = next_digest_window(schedule, start)
+            while window <= self.now:
+                if window not in self._digest_windows:
+                    self._digest_windows.add(window)
+                    self.schedule(window, self._build_digests)
+                window = next_digest_window(schedule, window)
 
     def user(self, username: str):
         # One object per person: ``membership_of`` caches the membership on it.
@@ -266,6 +281,8 @@ class _Replay:
         escalation sweep at its due time."""
         if message.tier in ACK_TIERS or message.send_now:
             message_deliver(message_id=message.id, now=at)
+        elif planned.endorse is None:
+            return  # bound for digests only, whose windows are planned already
         deliveries = list(
             message.deliveries.filter(kind=DeliveryKind.MESSAGE, channel=Channel.IN_APP)
             .select_related("recipient")
@@ -670,31 +687,412 @@ def _key_messages(replay: _Replay) -> list[Planned]:
 
 
 # --- the routine floods ------------------------------------------------------------------------
+#
+# What a site hears besides the key messages (PRODUCT.md "Priority tiers": routine and info),
+# every working day of the six weeks — tens of messages per site and week, as CRAs and CRO
+# systems really send them:
+#
+# - the EDC's and the ePRO system's daily reminders (overdue eCRF pages, open queries, missed
+#   patient diaries), one message per study and kind to the study-sites with something
+#   overdue that day, worded per site with ``{site_name}``;
+# - reminder threads about one patient: a visit whose eCRF pages are overdue or an open query,
+#   re-sent every working day under the same dedup key until the site enters the data or
+#   answers (one to five days later) — mostly at the personas' sites, where the CRA sometimes
+#   chases one again the same day ("3×" in the digest), and at Kraków, whose weekly digest
+#   folds a week of them into one line;
+# - each CRA's round of her sites on a study: the remote data review (the day before: enter
+#   every visit; the day after: answer the new queries), the on-site monitoring visits
+#   announced to the sites visited that week, and a weekly document chase — one message to
+#   the study-sites it concerns;
+# - the CRO project manager's study-wide reminders and notices on fixed weekdays, and on
+#   Tuesdays what the whole site team reads (a document the site owes, a training or meeting
+#   notice, the sponsor's weekly update, a recognition every other week).
+#
+# Each message goes through ``message_draft_create`` and ``message_send`` (a dozen queries);
+# sending to several study-sites at once where a real sender would keeps ``seed_demo`` fast.
 
 VISITS = {
-    ONC: ("cycle 4 day 1", "cycle 6 day 1", "end of treatment", "follow-up month 3"),
-    CAR: ("week 4", "week 12", "week 24 (end of treatment)"),
-    NEU: ("month 3 (MRI)", "month 6 (MRI)", "month 9"),
+    ONC: (
+        "cycle 2 day 1",
+        "cycle 4 day 1",
+        "cycle 6 day 1",
+        "week 12 tumour assessment",
+        "end of treatment",
+        "follow-up month 3",
+    ),
+    CAR: ("week 2 phone call", "week 4", "week 12", "week 24 (end of treatment)"),
+    NEU: ("month 3 (MRI)", "month 6 (MRI)", "month 9", "month 12 (MRI)", "relapse visit"),
 }
-QUERIES = (
-    ("AE log", "the grade of the adverse event 'fatigue' is missing"),
-    ("concomitant medication", "the end date of dexamethasone is missing"),
+# (eCRF form, what the query asks), per study and for every study.
+QUERIES = {
+    ONC: (
+        ("RECIST", "the sum of target lesion diameters does not match the measurements"),
+        ("ECOG", "the ECOG performance status is missing at cycle start"),
+        ("dosing", "the zelvatinib dose was reduced without a reason"),
+    ),
+    CAR: (
+        ("NT-proBNP", "the central laboratory value differs from the local one entered"),
+        ("ECG", "the QTc interval is missing on the week 4 ECG"),
+        ("dosing", "the number of returned tablets does not match the dispensing log"),
+    ),
+    NEU: (
+        ("EDSS", "the EDSS total does not match the functional system scores"),
+        ("MRI", "the number of new T2 lesions is missing"),
+        ("relapse", "the relapse onset date is after the visit date"),
+    ),
+}
+COMMON_QUERIES = (
+    ("AE log", "the grade of the adverse event is missing"),
+    ("concomitant medication", "the end date of a concomitant medication is missing"),
     ("vital signs", "systolic blood pressure 210 mmHg: please confirm or correct"),
     ("laboratory", "the ALT value was entered without its unit"),
     ("informed consent", "consent is dated after the first study procedure"),
     ("demographics", "the year of birth differs from the screening log"),
 )
+# What a CRA chases for her next visit (enrolling sites), and from sites still starting up.
 DOCUMENTS = (
     ("cv-gcp", "the updated CV and GCP certificate of the new sub-investigator"),
     ("delegation-log", "the signed delegation log page for new site staff"),
-    ("lab-ranges", "the current laboratory normal ranges and accreditation certificate"),
-    ("temperature-log", "the IMP temperature log of last month"),
-    ("financial-disclosure", "the PI's signed financial disclosure form"),
+    ("temperature-log", "last month's IMP temperature logs"),
     ("accountability", "the pharmacy IMP accountability log"),
+    ("screening-log", "the screening and enrolment log up to last Friday"),
+    ("sae-follow-up", "the signed follow-up pages of open SAE reports"),
+)
+STARTUP_DOCUMENTS = (
+    ("ethics-approval", "the local ethics committee approval letter"),
+    ("cta", "the fully signed clinical trial agreement"),
+    ("lab-ranges", "the laboratory normal ranges and accreditation certificate"),
+    ("financial-disclosure", "the signed financial disclosure forms of all investigators"),
+    ("pharmacy-manual", "the signed pharmacy manual acknowledgement"),
 )
 COORDINATORS = {"roles": ["site_coordinator"]}
-# Study-wide reminders from the CRO's project manager on fixed weekdays (0 = Monday):
-# (category, subject, body, dedup key) — the same key every week.
+PERSONA_SITES = frozenset({"charite", "lyon"})
+# Reminder threads a study-site starts per working day, on average: the personas' own sites
+# (Charité for site_coord, Lyon for site_coord_2) are the busiest, and Kraków's weekly digest
+# shows what a week of daily re-sent reminders folds into.
+NEW_THREADS = {"charite": 0.2, "lyon": 0.2, "krakow": 0.3}
+NEW_THREADS_ELSEWHERE = 0.05
+# Working days until the site enters the visit or answers the query.
+THREAD_DAYS = (1, 2, 2, 3, 3, 4, 5)
+CHASES = {1: "Second reminder today:", 2: "Third reminder today:"}  # the CRA's, same day
+# Each CRA's remote data review of a study, a fixed weekday (0 = Monday) per study.
+REVIEW_WEEKDAY = {
+    ("cra_1", ONC): 1,
+    ("cra_1", CAR): 2,
+    ("cra_1", NEU): 3,
+    ("cra_2", ONC): 2,
+    ("cra_2", CAR): 3,
+    ("cra_2", NEU): 1,
+}
+MONITORING_EVERY_WEEKS = 4  # an on-site visit per enrolling study-site every four weeks
+
+
+@dataclass(frozen=True)
+class _FloodSite:
+    """A study-site with site staff, and who reminds it: its CRA when she works for the
+    lead CRO, else the lead CRO's project manager — Meridian runs the EDC's reminders for
+    the whole study, and the other CRO is only Consulted in the areas of reminders."""
+
+    study: str
+    site: str
+    number: str
+    status: str
+    target: int
+    sender: str
+
+    @property
+    def busy(self) -> bool:
+        return self.site in PERSONA_SITES
+
+    @property
+    def patients(self) -> bool:
+        return self.status == "enrolling"
+
+    def patient(self, rng: random.Random) -> str:
+        return f"{self.number.split('-')[1]}-{rng.randint(1, min(self.target, 45)):03d}"
+
+
+def _flood_sites() -> list[_FloodSite]:
+    organization_of = {username: key for username, key, *_ in demo.PEOPLE}
+    staffed = {
+        (code, organization_of[username])
+        for username, _role, codes in demo.SITE_STAFF
+        for code in codes
+    }
+    current_cra = {
+        key: tenures[-1][0] for key, tenures in demo.CRA_TENURES.items() if tenures[-1][2] is None
+    }
+    sites = []
+    for code, rows in demo.STUDY_SITES.items():
+        for site, number, status, target, _milestones in rows:
+            cra = current_cra.get((code, site))
+            if (code, site) in staffed and cra:
+                sender = cra if organization_of[cra] == demo.LEAD_CRO else "cro_pm"
+                sites.append(_FloodSite(code, site, number, status, target, sender))
+    return sites
+
+
+def _routine_floods(replay: _Replay) -> list[Planned]:
+    """Six weeks of routine and info traffic (see the section's comment), then the scripted
+    routine messages the demo relies on."""
+    rng = random.Random(SEED)
+    sites = _flood_sites()
+    plans: list[Planned] = []
+    for site in sites:
+        if site.patients:
+            plans += _reminder_threads(rng, site)
+    enrolling = {
+        code: [site.site for site in sites if site.study == code and site.patients]
+        for code in (ONC, CAR, NEU)
+    }
+    for n in range(FLOOD_WORKDAYS, 0, -1):
+        plans += _edc_daily(rng, enrolling, n)
+        plans += _cra_rounds(replay, sites, n)
+        plans += _study_wide(replay, enrolling, n)
+    return plans + _scripted_routine()
+
+
+# The EDC's and the ePRO system's daily reminders, sent under the CRO project manager's name
+# to the study-sites with something overdue that day: (studies, category, dedup key, chance a
+# site has something, subject, body). The heart-failure and MS patients keep daily diaries,
+# the lung-cancer patients fill in a weekly quality-of-life questionnaire.
+EDC_DAILY = (
+    (
+        (ONC, CAR, NEU),
+        Category.VISIT_REMINDER,
+        "edc-overdue-pages",
+        0.95,
+        "EDC: eCRF pages overdue at {site_name}",
+        "The EDC lists visits of {site_name} whose eCRF pages are still empty more than 5 "
+        "working days after the visit. The overdue-pages report shows which; please enter them.",
+    ),
+    (
+        (ONC, CAR, NEU),
+        Category.QUERY_REMINDER,
+        "edc-open-queries",
+        1.0,
+        "EDC: queries awaiting your answer at {site_name}",
+        "Queries raised by data management or your CRA are waiting for an answer from "
+        "{site_name}. The open-queries report lists them by patient and age.",
+    ),
+    (
+        (CAR, NEU),
+        Category.VISIT_REMINDER,
+        "epro-compliance",
+        0.7,
+        "ePRO: patients of {site_name} missed diary entries",
+        "The ePRO system shows patients of {site_name} who missed two or more diary entries "
+        "in a row. Please call them before their next visit and remind them how to use the "
+        "diary app.",
+    ),
+    (
+        (ONC,),
+        Category.VISIT_REMINDER,
+        "epro-qol",
+        0.6,
+        "ePRO: quality-of-life questionnaires missing at {site_name}",
+        "Patients of {site_name} have not completed their weekly quality-of-life "
+        "questionnaire on the tablet. Please ask them to complete it at their next visit, "
+        "before they see the investigator.",
+    ),
+)
+
+
+def _edc_daily(rng: random.Random, enrolling: dict[str, list[str]], n: int) -> list[Planned]:
+    """Working day ``n`` of the systems' reminders: one message per study and kind, to the
+    study-sites with something overdue (a different few each day)."""
+    return [
+        Planned(
+            study=code,
+            sender="cro_pm",
+            category=category,
+            subject=subject,
+            body=body,
+            sent=("workday", n, "10:30"),
+            audience={"study_sites": audience, **COORDINATORS},
+            dedup_key=f"{key}-{code}",
+        )
+        for code, study_sites in enrolling.items()
+        for studies, category, key, chance, subject, body in EDC_DAILY
+        if code in studies and (audience := [site for site in study_sites if rng.random() < chance])
+    ]
+
+
+def _reminder_threads(rng: random.Random, site: _FloodSite) -> list[Planned]:
+    """The EDC reminders of one study-site over the flood: threads start on working days,
+    each re-sent every working day until the site resolves it (or today)."""
+    plans: list[Planned] = []
+    rate = NEW_THREADS.get(site.site, NEW_THREADS_ELSEWHERE)
+    query_number = itertools.count(rng.randint(3000, 5000), 7)
+    for start in range(FLOOD_WORKDAYS, 0, -1):
+        for _ in range(int(rate) + (rng.random() < rate % 1)):
+            days = min(rng.choice(THREAD_DAYS), start)
+            if rng.random() < 0.55:
+                wording = _visit_wording(rng, site)
+            else:
+                wording = _query_wording(rng, site, next(query_number))
+            for age in range(days):
+                plans += _thread_day(rng, site, start - age, age, *wording)
+    return plans
+
+
+def _visit_wording(rng: random.Random, site: _FloodSite) -> tuple:
+    patient, visit = site.patient(rng), rng.choice(VISITS[site.study])
+    key = f"visit-{patient}-{visit.split(' (')[0].replace(' ', '-')}"
+
+    def subject(age: int) -> str:
+        if age == 0:
+            return f"Enter visit data for patient {patient} ({visit}) in the EDC"
+        return f"Visit data for patient {patient} ({visit}): {5 + age} working days overdue"
+
+    body = (
+        f"The {visit} visit of patient {patient} took place more than 5 working days ago and "
+        "its eCRF pages are still empty. Please enter them before the next remote review."
+    )
+    return Category.VISIT_REMINDER, key, subject, body
+
+
+def _query_wording(rng: random.Random, site: _FloodSite, number: int) -> tuple:
+    patient = site.patient(rng)
+    form, question = rng.choice(QUERIES[site.study] + COMMON_QUERIES)
+    query = f"{site.number.split('-')[1]}-Q{number}"
+
+    def subject(age: int) -> str:
+        if age == 0:
+            return f"Query {query} on patient {patient} ({form}): please answer"
+        return f"Query {query} on patient {patient} ({form}) open for {7 + age} days"
+
+    body = (
+        f"Query {query} on the {form} page of patient {patient} is still open: {question}. "
+        "Please answer it in the EDC or tell your CRA if the source needs checking."
+    )
+    return Category.QUERY_REMINDER, f"query-{query}", subject, body
+
+
+def _thread_day(
+    rng: random.Random, site: _FloodSite, n: int, age: int, category, key, subject, body
+) -> list[Planned]:
+    """One working day of a thread: the morning reminder, and at a busy site sometimes the
+    CRA's own chase later that day (one digest line with a count)."""
+    times = [f"{rng.randint(8, 10):02d}:{rng.randint(0, 59):02d}"]
+    if site.busy and age > 0 and rng.random() < 0.4:
+        times.append(f"{rng.randint(12, 13):02d}:{rng.randint(0, 59):02d}")
+        if rng.random() < 0.4:
+            times.append(f"{rng.randint(15, 16):02d}:{rng.randint(0, 59):02d}")
+    return [
+        Planned(
+            study=site.study,
+            sender=site.sender,
+            category=category,
+            subject=subject(age) if index == 0 else f"{CHASES[index]} {_lower_first(subject(age))}",
+            body=body,
+            sent=("workday", n, clock),
+            audience={"study_sites": [site.site], **COORDINATORS},
+            dedup_key=key,
+        )
+        for index, clock in enumerate(times)
+    ]
+
+
+def _lower_first(text: str) -> str:
+    return text[0].lower() + text[1:]
+
+
+def _cra_rounds(replay: _Replay, sites: list[_FloodSite], n: int) -> list[Planned]:
+    """Working day ``n`` of each CRA's round of her study-sites, one message per study to the
+    study-sites it concerns."""
+    day = replay.workday(n)
+    week = (replay.today - day).days // 7
+    plans: list[Planned] = []
+    for turn, ((cra, study), weekday) in enumerate(REVIEW_WEEKDAY.items(), start=week):
+        mine = [site for site in sites if site.sender == cra and site.study == study]
+        enrolling = [site.site for site in mine if site.patients]
+        # An activated site has its ISF but no patient yet; the others are still starting up.
+        filing = [site.site for site in mine if site.status in ("enrolling", "activated")]
+        starting = [site.site for site in mine if site.status in ("selected", "startup")]
+
+        def plan(category, subject, body, key, audience, clock, study=study, cra=cra):
+            plans.append(
+                Planned(
+                    study=study,
+                    sender=cra,
+                    category=category,
+                    subject=subject,
+                    body=body,
+                    sent=("workday", n, clock),
+                    audience={"study_sites": audience, **COORDINATORS},
+                    dedup_key=key,
+                )
+            )
+
+        if enrolling and day.weekday() == weekday - 1:
+            plan(
+                Category.VISIT_REMINDER,
+                "Remote data review at {site_name} tomorrow: enter every visit up to last Friday",
+                "Tomorrow I review the EDC of {site_name} remotely. Please enter every visit "
+                "up to last Friday and answer the open queries, so that I can verify them.",
+                f"remote-review-{study}",
+                enrolling,
+                "14:30",
+            )
+        if enrolling and day.weekday() == weekday + 1:
+            plan(
+                Category.QUERY_REMINDER,
+                "New queries from yesterday's remote review at {site_name}",
+                "Yesterday's remote review raised new queries at {site_name}. Please answer "
+                "them in the EDC within 5 working days.",
+                f"review-queries-{study}",
+                enrolling,
+                "09:15",
+            )
+        # On-site monitoring visits: each enrolling study-site every four weeks, announced a
+        # week before, on the review weekday.
+        visited = [
+            site
+            for index, site in enumerate(enrolling)
+            if (week + index) % MONITORING_EVERY_WEEKS == 0
+        ]
+        if visited and day.weekday() == weekday:
+            visit_day = day + 7 * DAY
+            plan(
+                Category.SCHEDULING,
+                f"Monitoring visit at {{site_name}} on {visit_day:%A} {_day(visit_day)}: "
+                "please confirm",
+                f"I plan an on-site monitoring visit at {{site_name}} on {_day(visit_day)}, "
+                "09:00 to 16:00. Please confirm the date, book a room with internet access "
+                "and ask the pharmacy for an hour in the afternoon.",
+                f"monitoring-visit-{study}-{visit_day:%Y%m%d}",
+                visited,
+                "11:00",
+            )
+        if day.weekday() == 4:
+            slug, document = DOCUMENTS[turn % len(DOCUMENTS)]
+            if filing:
+                plan(
+                    Category.DOCUMENT_REQUEST,
+                    f"Please file {document} in the ISF",
+                    f"For my next visit, please file {document} at {{site_name}} and upload "
+                    "a copy to the eTMF.",
+                    f"doc-{slug}",
+                    filing,
+                    "15:00",
+                )
+            if starting:
+                slug, document = STARTUP_DOCUMENTS[turn % len(STARTUP_DOCUMENTS)]
+                plan(
+                    Category.DOCUMENT_REQUEST,
+                    f"Site activation: {document} still missing",
+                    f"Before {{site_name}} can be activated we still need {document}. "
+                    "Please upload it to the eTMF or tell me when to expect it.",
+                    f"activation-{slug}",
+                    starting,
+                    "15:10",
+                )
+    return plans
+
+
+# The CRO project manager's study-wide reminders to the coordinators, on fixed weekdays
+# (0 = Monday): (category, subject, body, dedup key) — the same key every week.
 STUDY_WIDE = {
     0: (
         Category.VISIT_REMINDER,
@@ -711,120 +1109,160 @@ STUDY_WIDE = {
         "query-ageing",
     ),
 }
+# Thursdays: a notice from the CRO's systems, by week.
+NOTICES = (
+    (
+        Category.SCHEDULING,
+        "EDC release on Saturday 08:00–12:00 CET: the EDC is unavailable",
+        "The EDC moves to its new release on Saturday morning; entries made during the "
+        "downtime are lost. The new query workflow is described in the attached note.",
+        "edc-release",
+    ),
+    (
+        Category.SCHEDULING,
+        "IRT maintenance on Sunday night: randomise before 21:00 CET",
+        "The IRT is unavailable on Sunday between 22:00 and 02:00 CET.",
+        "irt-maintenance",
+    ),
+    (
+        Category.DOCUMENT_REQUEST,
+        "Central laboratory kits expiring at month end at {site_name}: order replacements",
+        "The central laboratory's inventory shows kits at {site_name} that expire at the end "
+        "of the month. Please order replacements on the laboratory portal and discard the "
+        "expired ones.",
+        "lab-kits",
+    ),
+    (
+        Category.DOCUMENT_REQUEST,
+        "Monthly IMP temperature logs of {site_name} due on Monday",
+        "Please upload the pharmacy and fridge temperature logs of the last month to the eTMF, "
+        "with any excursion documented on the excursion form.",
+        "temperature-logs",
+    ),
+)
+# Tuesdays, to the whole site team (coordinators and investigators): a document the site
+# owes, a training or meeting notice, and the sponsor's newsletter or the CRO's recognition
+# in turn — the study's communication plan bundles what investigators read on one day.
+STUDY_DOCUMENTS = (
+    ("Annual update: investigators' financial disclosure forms", "financial-disclosure"),
+    ("Please confirm the ISF holds Investigator's Brochure v7 and its addendum", "ib-v7"),
+    ("Site staff list and delegation log: quarterly check", "staff-list"),
+    ("Please send your site's enrolment forecast for next quarter", "forecast"),
+    ("Upload the current GCP certificates of all investigators", "gcp-certificates"),
+    ("Please confirm your site's local laboratory normal ranges are current", "lab-ranges"),
+)
+TEAM_NOTICES = (
+    (
+        Category.TRAINING,
+        "New eCRF completion guidelines: 20-minute refresher in the LMS",
+        "The eCRF completion guidelines changed for the concomitant medication and AE pages. "
+        "Please complete the refresher module before entering new visits.",
+        "ecrf-guidelines",
+    ),
+    (
+        Category.SCHEDULING,
+        "Investigator meeting in Frankfurt: please register your team",
+        "The investigator meeting takes place in Frankfurt in eight weeks. Please register the "
+        "PI and one coordinator of {site_name} through the meeting portal.",
+        "investigator-meeting",
+    ),
+    (
+        Category.TRAINING,
+        "ICH E6(R3) GCP refresher for investigators and coordinators",
+        "The revised GCP guideline applies to the study from next month. The 45-minute "
+        "refresher module is in the LMS; please upload the certificates to the ISF.",
+        "gcp-refresher",
+    ),
+)
+NEWSLETTER_TOPICS = (
+    "the five most frequent queries and how to avoid them",
+    "tips for complete source documents",
+    "how the central laboratory handles haemolysed samples",
+    "what the last monitoring visits found",
+    "a site's recruitment pathway that works",
+    "dates of the next investigator calls",
+)
 
 
-@dataclass(frozen=True)
-class _ThreadSite:
-    study: str
-    site: str
-    number: str
-    status: str
-    cra: str
-
-
-def _thread_sites() -> list[_ThreadSite]:
-    """Study-sites with site staff whose CRA works for the lead CRO (Meridian sends
-    directly in the areas of reminders; the other CRO is only Consulted there)."""
-    organization_of = {username: key for username, key, *_ in demo.PEOPLE}
-    staffed = {
-        (code, organization_of[username])
-        for username, _role, codes in demo.SITE_STAFF
-        for code in codes
-    }
-    current_cra = {
-        key: tenures[-1][0] for key, tenures in demo.CRA_TENURES.items() if tenures[-1][2] is None
-    }
-    return [
-        _ThreadSite(code, site, number, status, current_cra[code, site])
-        for code, rows in demo.STUDY_SITES.items()
-        for site, number, status, _target, _milestones in rows
-        if (code, site) in staffed
-        and (code, site) in current_cra
-        and organization_of[current_cra[code, site]] == demo.LEAD_CRO
-    ]
-
-
-def _routine_floods(replay: _Replay) -> list[Planned]:
-    """Four weeks of routine traffic: study-wide weekly reminders, per-site reminder threads
-    whose dedup key repeats during a day (one digest line with a count), a weekly document
-    chase, and the "send now" reminders of one busy day at Charité, the last over the daily
-    limit."""
-    rng = random.Random(SEED)
+def _study_wide(replay: _Replay, enrolling: dict[str, list[str]], n: int) -> list[Planned]:
+    """Working day ``n`` of each study's study-wide reminders, notices and newsletters. The
+    rotations start at a different place for each study."""
+    day = replay.workday(n)
+    week = (replay.today - day).days // 7
     plans: list[Planned] = []
-    sites = _thread_sites()
-    for n in range(FLOOD_WORKDAYS, 0, -1):
-        day = replay.workday(n)
-        for code in (ONC, CAR, NEU):
-            if day.weekday() in STUDY_WIDE:
-                category, subject, body, key = STUDY_WIDE[day.weekday()]
-                plans.append(
-                    Planned(
-                        study=code,
-                        sender="cro_pm",
-                        category=category,
-                        subject=subject,
-                        body=body,
-                        sent=("workday", n, "07:45"),
-                        dedup_key=f"{key}-{code}",
-                    )
+    for index, code in enumerate((ONC, CAR, NEU)):
+        turn = week + 2 * index
+
+        def plan(category, subject, body, key, clock, audience, sender="cro_pm", code=code):
+            plans.append(
+                Planned(
+                    study=code,
+                    sender=sender,
+                    category=category,
+                    subject=subject,
+                    body=body,
+                    sent=("workday", n, clock),
+                    audience=audience,
+                    dedup_key=f"{key}-{code}" if key else "",
                 )
-        for site in sites:
-            chance = THREAD_CHANCE["persona" if site.site in PERSONA_SITES else "other"]
-            if rng.random() < chance:
-                plans += _thread(rng, site, n, repeats=site.site in PERSONA_SITES)
-    plans += _scripted_routine()
+            )
+
+        # The data reminders go to the study-sites with patients, the rest to all of them.
+        with_patients = {"study_sites": enrolling[code], **COORDINATORS}
+        if day.weekday() in STUDY_WIDE:
+            category, subject, body, key = STUDY_WIDE[day.weekday()]
+            plan(category, subject, body, key, "08:15", with_patients)
+        elif day.weekday() == 1:
+            team = {"all_sites": True}
+            subject, key = STUDY_DOCUMENTS[turn % len(STUDY_DOCUMENTS)]
+            body = (
+                f"{subject}. Please upload it to the eTMF for {{site_name}} by Friday; your "
+                "CRA checks it at the next visit."
+            )
+            plan(Category.DOCUMENT_REQUEST, subject, body, key, "09:30", team)
+            plan(*TEAM_NOTICES[turn % len(TEAM_NOTICES)], "11:30", team)
+            topic = NEWSLETTER_TOPICS[turn % len(NEWSLETTER_TOPICS)]
+            plan(
+                Category.NEWSLETTER,
+                f"{code} weekly update, week {day.isocalendar()[1]}: {topic}",
+                f"This week: {topic}, enrolment by country and answers to your questions "
+                "from the last site call.",
+                "",
+                "14:00",
+                team,
+                _lead(code),
+            )
+            if week % 2:
+                leaders = [
+                    demo.SITES[site]["name"]
+                    for site, _number, status, *_ in demo.STUDY_SITES[code]
+                    if status == "enrolling"
+                ]
+                first, second = leaders[turn % len(leaders)], leaders[(turn + 3) % len(leaders)]
+                plan(
+                    Category.RECOGNITION,
+                    f"Recognition: {first} and {second}, the cleanest data of the fortnight",
+                    f"{first} and {second} entered every visit within 5 working days and "
+                    "answered their queries within 3 days on average. Thank you, and thanks "
+                    "to every site keeping the data clean ahead of the next analysis.",
+                    "",
+                    "16:00",
+                    team,
+                )
+        elif day.weekday() == 3:
+            plan(*NOTICES[turn % len(NOTICES)], "13:00", {"all_sites": True, **COORDINATORS})
+        elif day.weekday() == 4:
+            plan(
+                Category.SCHEDULING,
+                "Visit windows next week at {site_name}: check the IRT visit schedule",
+                "The IRT lists the patients of {site_name} whose visit windows open next week. "
+                "Please book the visits, order the central laboratory kits and plan the drug "
+                "dispensing.",
+                "visit-windows",
+                "10:00",
+                with_patients,
+            )
     return plans
-
-
-def _thread(rng: random.Random, site: _ThreadSite, n: int, *, repeats: bool) -> list[Planned]:
-    """One reminder sent during working day ``n`` by the site's CRA: once, or (``repeats``)
-    up to three times with the same dedup key."""
-    patient = f"{site.number.split('-')[1]}-{rng.randint(1, 40):03d}"
-    enrolling = site.status == "enrolling"
-    kind = rng.choice(("visit", "visit", "query", "document") if enrolling else ("document",))
-    if kind == "visit":
-        visit = rng.choice(VISITS[site.study])
-        category, key = Category.VISIT_REMINDER, f"visit-data-{patient}"
-        subject = f"Enter visit data for patient {patient} ({visit}) in the EDC"
-        body = (
-            f"The {visit} visit of patient {patient} took place more than 5 working days ago "
-            "and its eCRF pages are still empty. Please enter them before my next remote "
-            "review."
-        )
-        audience = {"study_sites": [site.site], **COORDINATORS}
-    elif kind == "query":
-        form, question = rng.choice(QUERIES)
-        category, key = Category.QUERY_REMINDER, f"query-{patient}-{form.replace(' ', '-')}"
-        subject = f"Open query on patient {patient}: {form}"
-        body = (
-            f"The query on the {form} page of patient {patient} is still open: {question}. "
-            "Please answer it in the EDC or tell me if the source needs checking."
-        )
-        audience = {"study_sites": [site.site], **COORDINATORS}
-    else:
-        slug, document = rng.choice(DOCUMENTS)
-        category, key = Category.DOCUMENT_REQUEST, f"doc-{slug}"
-        subject = f"Please file {document} in the ISF"
-        body = f"For the next monitoring visit, please file {document} and upload it to the eTMF."
-        audience = {"study_sites": [site.site]}
-    times = [f"{rng.randint(8, 10):02d}:{rng.randint(0, 59):02d}"]
-    if repeats and rng.random() < 0.6:
-        times.append(f"{rng.randint(12, 13):02d}:{rng.randint(0, 59):02d}")
-        if rng.random() < 0.5:
-            times.append(f"{rng.randint(15, 16):02d}:{rng.randint(0, 59):02d}")
-    return [
-        Planned(
-            study=site.study,
-            sender=site.cra,
-            category=category,
-            subject=subject if index == 0 else f"Reminder: {subject[0].lower()}{subject[1:]}",
-            body=body,
-            sent=("workday", n, clock),
-            audience=audience,
-            dedup_key=key,
-        )
-        for index, clock in enumerate(times)
-    ]
 
 
 def _scripted_routine() -> list[Planned]:
