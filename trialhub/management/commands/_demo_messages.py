@@ -700,13 +700,14 @@ def _key_messages(replay: _Replay) -> list[Planned]:
 #   answers (one to five days later) — mostly at the personas' sites, where the CRA sometimes
 #   chases one again the same day ("3×" in the digest), and at Kraków, whose weekly digest
 #   folds a week of them into one line;
-# - each CRA's round of her sites on a study: the remote data review (the day before: enter
-#   every visit; the day after: answer the new queries), the on-site monitoring visits
-#   announced to the sites visited that week, and a weekly document chase — one message to
-#   the study-sites it concerns;
+# - each CRA's round of her sites on a study: every other week a remote data review (the day
+#   before: enter every visit; the day after: answer the new queries), in the weeks between a
+#   document chase, and the on-site monitoring visits announced to the sites visited that
+#   week — one message to the study-sites it concerns;
 # - the CRO project manager's study-wide reminders and notices on fixed weekdays, and on
 #   Tuesdays what the whole site team reads (a document the site owes, a training or meeting
-#   notice, the sponsor's weekly update, a recognition every other week).
+#   notice, the sponsor's weekly update, and in turn a protocol clarification letter or a
+#   recognition).
 #
 # Each message goes through ``message_draft_create`` and ``message_send`` (a dozen queries);
 # sending to several study-sites at once where a real sender would keeps ``seed_demo`` fast.
@@ -1025,7 +1026,9 @@ def _cra_rounds(replay: _Replay, sites: list[_FloodSite], n: int) -> list[Planne
                 )
             )
 
-        if enrolling and day.weekday() == weekday - 1:
+        # Every other week a remote data review, in the weeks between a document chase.
+        review_week = turn % 2 == 0
+        if review_week and enrolling and day.weekday() == weekday - 1:
             plan(
                 Category.VISIT_REMINDER,
                 "Remote data review at {site_name} tomorrow: enter every visit up to last Friday",
@@ -1035,7 +1038,7 @@ def _cra_rounds(replay: _Replay, sites: list[_FloodSite], n: int) -> list[Planne
                 enrolling,
                 "14:30",
             )
-        if enrolling and day.weekday() == weekday + 1:
+        if review_week and enrolling and day.weekday() == weekday + 1:
             plan(
                 Category.QUERY_REMINDER,
                 "New queries from yesterday's remote review at {site_name}",
@@ -1065,8 +1068,8 @@ def _cra_rounds(replay: _Replay, sites: list[_FloodSite], n: int) -> list[Planne
                 visited,
                 "11:00",
             )
-        if day.weekday() == 4:
-            slug, document = DOCUMENTS[turn % len(DOCUMENTS)]
+        if not review_week and day.weekday() == 4:
+            slug, document = DOCUMENTS[turn // 2 % len(DOCUMENTS)]
             if filing:
                 plan(
                     Category.DOCUMENT_REQUEST,
@@ -1078,7 +1081,7 @@ def _cra_rounds(replay: _Replay, sites: list[_FloodSite], n: int) -> list[Planne
                     "15:00",
                 )
             if starting:
-                slug, document = STARTUP_DOCUMENTS[turn % len(STARTUP_DOCUMENTS)]
+                slug, document = STARTUP_DOCUMENTS[turn // 2 % len(STARTUP_DOCUMENTS)]
                 plan(
                     Category.DOCUMENT_REQUEST,
                     f"Site activation: {document} still missing",
@@ -1174,6 +1177,24 @@ TEAM_NOTICES = (
         "gcp-refresher",
     ),
 )
+# Every other Tuesday the CRO issues a protocol clarification letter: (number, topic).
+CLARIFICATIONS = {
+    ONC: (
+        (7, "how to record zelvatinib dose interruptions"),
+        (8, "RECIST assessments outside the visit window"),
+        (9, "EGFR results from local laboratories"),
+    ),
+    CAR: (
+        (4, "NT-proBNP samples taken after a change of diuretics"),
+        (5, "what the week-2 safety phone call covers"),
+        (6, "home blood-pressure readings"),
+    ),
+    NEU: (
+        (2, "MRI scans within 30 days of steroid treatment"),
+        (3, "EDSS assessments by a second rater"),
+        (4, "relapse visits within 7 days of onset"),
+    ),
+}
 NEWSLETTER_TOPICS = (
     "the five most frequent queries and how to avoid them",
     "tips for complete source documents",
@@ -1232,7 +1253,19 @@ def _study_wide(replay: _Replay, enrolling: dict[str, list[str]], n: int) -> lis
                 team,
                 _lead(code),
             )
-            if week % 2:
+            if week % 2 == 0:
+                number, topic = CLARIFICATIONS[code][week // 2 % len(CLARIFICATIONS[code])]
+                plan(
+                    Category.TRAINING,
+                    f"Protocol clarification letter {number}: {topic}",
+                    f"Protocol clarification letter {number} explains {topic}. It changes no "
+                    "procedure of the protocol: please read it, sign the training log and file "
+                    "both in the ISF.",
+                    f"clarification-{number}",
+                    "15:00",
+                    team,
+                )
+            else:
                 leaders = [
                     demo.SITES[site]["name"]
                     for site, _number, status, *_ in demo.STUDY_SITES[code]
