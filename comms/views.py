@@ -108,11 +108,12 @@ def _present(items: Iterable[Delivery], now: datetime.datetime, lines: dict | No
         item.unread = item.state == DeliveryState.DELIVERED
         item.state_label = STATE_NAMES.get(item.state, item.get_state_display())
         item.requires_ack = item.kind == DeliveryKind.MESSAGE and message.requires_ack
+        # The delivery's own due time: later than the message's if quiet hours held it back.
         item.overdue = bool(
             item.requires_ack
             and item.state != DeliveryState.ACKNOWLEDGED
-            and message.ack_due_at
-            and message.ack_due_at < now
+            and item.ack_due_at
+            and item.ack_due_at < now
         )
         item.tier = message.tier if message else None
         if item.kind == DeliveryKind.DIGEST:
