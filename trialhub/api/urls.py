@@ -6,6 +6,7 @@ from rest_framework.routers import SimpleRouter
 from comms.api import InboxViewSet, MessageViewSet
 from comms.api_stats import StudyMessageLoadView
 from comms.api_templates import MessageTemplateViewSet
+from performance.api import MetricSnapshotListView
 from sites.api import StudySiteListView, StudySiteViewSet
 from trialhub.api.coordination import (
     ActionItemDoneView,
@@ -65,5 +66,7 @@ urlpatterns = [
         StudyMessageLoadView.as_view(),
         name="api-study-message-load",
     ),
+    # performance: metric snapshots (bulk upsert and list)
+    path("metrics/", MetricSnapshotListView.as_view(), name="api-metrics"),
     *router.urls,
 ]
