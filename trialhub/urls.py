@@ -22,6 +22,7 @@ urlpatterns = [
     path("sites/", include("sites.urls")),
     path("", include("comms.urls")),
     path("", include("comms.urls_compose")),
+    path("", include("performance.urls")),
 ]
 
 if settings.DEBUG:

@@ -15,6 +15,7 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from performance.permissions import metric_writable_study_ids
 from sites.selectors import study_sites_for_user
 from trialhub.forms import (
     ActionItemFormSet,
@@ -104,6 +105,7 @@ def study_detail_page(
             "engagements": study.engagements.select_related("cro").order_by("cro__name"),
             "team": list(groups.items()),
             "may_assign": bool(roles_assignable_by(user, study)),
+            "may_upload_metrics": study.id in metric_writable_study_ids(user),
             "site_targets": study_sites_for_user(user, study)
             .order_by()
             .aggregate(total=Coalesce(Sum("enrolment_target"), 0))["total"],
