@@ -48,7 +48,7 @@ from django.db.models.functions import Cast
 
 from comms.models import ACK_TIERS, Channel, Delivery, DeliveryKind
 from comms.stats import Hours, Median
-from performance.models import MetricSnapshot
+from performance.models import COUNT_FIELDS, MetricSnapshot
 from sites.models import StudySite
 from trialhub.models import RoleAssignment, Study, StudyRole
 
@@ -71,17 +71,9 @@ DEFAULT_MINIMUM_SAMPLES: dict[str, int] = {
     "screen_failure_rate": 10,
     "early_discontinuation_rate": 5,
 }
-SUMMED_FIELDS = (
-    "screened",
-    "screen_failures",
-    "enrolled",
-    "discontinued",
-    "crf_pages",
-    "queries_opened",
-    "queries_resolved",
-    "query_resolution_days",
-    "deviations_major",
-    "sae_late",
+# The snapshot counts the KPIs add up (no KPI reads minor deviations or monitoring visits).
+SUMMED_FIELDS = tuple(
+    name for name in COUNT_FIELDS if name not in {"deviations_minor", "monitoring_visits"}
 )
 ROUNDING = 4
 # KPIs read from the snapshots alone: "not enough data" while a group has none.

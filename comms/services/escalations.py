@@ -17,7 +17,7 @@ from functools import partial
 from django.db import transaction
 from django.utils import timezone
 
-from comms.models import Channel, Delivery, DeliveryKind, DeliveryState, MessageStatus
+from comms.models import Channel, Delivery, DeliveryKind, DeliveryState
 from trialhub.models import RoleAssignment, StudyRole
 
 ESCALATION_BATCH = 2000
@@ -47,13 +47,10 @@ def _escalate_batch(now: datetime.datetime, batch: int) -> tuple[int, bool]:
             channel=Channel.IN_APP,
             escalated_at__isnull=True,
             state__in=(DeliveryState.PENDING, DeliveryState.DELIVERED, DeliveryState.READ),
-            message__status=MessageStatus.SENT,
             ack_due_at__lte=now,
         )
         .order_by("id")
-        .values_list("id", "message_id", "study_site_id", "message__sender_id", "message__tier")[
-            : batch + 1
-        ]
+        .values_list("id", "message_id", "study_site_id", "message__sender_id", "tier")[: batch + 1]
     )
     if not overdue:
         return 0, False

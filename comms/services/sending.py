@@ -52,8 +52,14 @@ DIGEST_TIERS = frozenset({Tier.ROUTINE, Tier.INFO})
 
 
 def message_lock(message: Message) -> Message:
-    """Re-read the message under a row lock: one decision or send at a time."""
-    return Message.objects.select_for_update().get(pk=message.pk)
+    """Re-read the message under a row lock: one decision or send at a time. Its study and
+    sender organisation come in the same query (routing reads them); only the message's row
+    is locked."""
+    return (
+        Message.objects.select_related("study", "sender_organization")
+        .select_for_update(of=("self",))
+        .get(pk=message.pk)
+    )
 
 
 # How a message leaves ``message_send`` (``RoutingPreview.route``).
