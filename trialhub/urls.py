@@ -23,6 +23,9 @@ urlpatterns = [
     path("", include("comms.urls")),
     path("", include("comms.urls_compose")),
     path("", include("performance.urls")),
+    path("", include("performance.urls_scorecards")),
+    path("", include("performance.urls_surveys")),
+    path("", include("performance.urls_practices")),
 ]
 
 if settings.DEBUG:

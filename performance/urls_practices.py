@@ -1,0 +1,3 @@
+"""Performance pages: practices (mounted at the root by ``trialhub.urls``)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Performance pages: scorecards (mounted at the root by ``trialhub.urls``)."""
+
+urlpatterns: list = []
