@@ -4,7 +4,8 @@
 a study; ``study_totals`` the same KPIs for the study as a whole. Both read a constant number
 of queries whatever the number of sites and months: the snapshot sums grouped by study-site
 (one), the study-sites' targets and milestones (one), the acknowledgement medians (one) and
-the CRA history (one). The divisions are done on those few aggregated rows.
+the CRA history (one); ``study_kpis_series`` the same four for any
+number of months. The divisions are done on those few aggregated rows.
 
 Definitions (``period`` is a month; it "ends" on the first day of the next month, exclusive):
 
@@ -40,14 +41,16 @@ Tenancy: none here; callers pass a study they resolved through a tenancy-aware s
 from __future__ import annotations
 
 import datetime
+from bisect import bisect_left
 from dataclasses import dataclass, fields
+from operator import itemgetter
 from typing import NamedTuple
 
-from django.db.models import Count, F, FloatField, Q, Sum
+from django.db import connection
+from django.db.models import Count, F, FloatField, Q, Sum, Window
 from django.db.models.functions import Cast
 
 from comms.models import ACK_TIERS, Channel, Delivery, DeliveryKind
-from comms.stats import Hours, Median
 from performance.models import COUNT_FIELDS, MetricSnapshot
 from sites.models import StudySite
 from trialhub.models import RoleAssignment, Study, StudyRole
@@ -156,94 +159,154 @@ def _months_between(first: datetime.date, last: datetime.date) -> int:
     return (last.year - first.year) * 12 + last.month - first.month + 1
 
 
-def _snapshot_sums(study: Study, end: datetime.date) -> dict[int, dict]:
+def _snapshot_sums(study: Study, ends: list[datetime.date]) -> dict[datetime.date, dict]:
+    """``{end: {study_site_id: sums}}``: the snapshot sums of every month before each end.
+
+    One end (a scorecard) is a plain GROUP BY; several (a trend) one pass of running sums
+    (window functions over each study-site's months), of which each end takes the last row
+    before it.
+    """
     lag = Cast("data_entry_lag_days", FloatField())
     with_lag = Q(data_entry_lag_days__isnull=False)
-    rows = (
-        MetricSnapshot.objects.filter(study_site__study=study, period__lt=end)
-        .values("study_site_id")
-        .annotate(
-            # Prefixed: an alias equal to a column name would shadow it in the other sums.
-            **{f"sum_{name}": Sum(name) for name in SUMMED_FIELDS},
-            sum_snapshot_months=Count("id"),
-            sum_lag_weighted=Sum(lag * F("crf_pages"), filter=with_lag, output_field=FloatField()),
-            sum_lag_pages=Sum("crf_pages", filter=with_lag),
-        )
-        .order_by()
-    )
-    return {
-        row.pop("study_site_id"): {
-            name.removeprefix("sum_"): value or 0 for name, value in row.items()
-        }
-        for row in rows
+    # Prefixed: an alias equal to a column name would shadow it in the other sums.
+    sums = {
+        **{f"sum_{name}": Sum(name) for name in SUMMED_FIELDS},
+        "sum_snapshot_months": Count("id"),
+        "sum_lag_weighted": Sum(lag * F("crf_pages"), filter=with_lag, output_field=FloatField()),
+        "sum_lag_pages": Sum("crf_pages", filter=with_lag),
     }
+    snapshots = MetricSnapshot.objects.filter(study_site__study=study, period__lt=max(ends))
+    if len(ends) == 1:
+        rows = snapshots.values("study_site_id").annotate(**sums).order_by()
+        return {ends[0]: {row.pop("study_site_id"): _sums(row) for row in rows}}
+    running = {
+        name: Window(aggregate, partition_by=[F("study_site_id")], order_by=F("period").asc())
+        for name, aggregate in sums.items()
+    }
+    rows = snapshots.annotate(**running).values("study_site_id", "period", *running).order_by()
+    months: dict[int, list[tuple[datetime.date, dict]]] = {}
+    for row in sorted(rows, key=itemgetter("study_site_id", "period")):
+        months.setdefault(row.pop("study_site_id"), []).append((row.pop("period"), _sums(row)))
+    by_end: dict[datetime.date, dict] = {end: {} for end in ends}
+    for site_id, site_months in months.items():
+        periods = [period for period, _ in site_months]
+        for end in ends:
+            last = bisect_left(periods, end) - 1
+            if last >= 0:
+                by_end[end][site_id] = site_months[last][1]
+    return by_end
 
 
-def _ack_medians(study: Study, end: datetime.date) -> dict[int | None, tuple[float | None, int]]:
-    """Median acknowledgement hours per study-site and for the whole study (key ``None``)."""
-    acknowledged = (
-        Delivery.objects.filter(
-            study_site__study=study,
-            kind=DeliveryKind.MESSAGE,
-            channel=Channel.IN_APP,
-            tier__in=ACK_TIERS,
-            delivered_at__isnull=False,
-            acknowledged_at__lt=datetime.datetime.combine(
-                end, datetime.time(), tzinfo=datetime.UTC
-            ),
-        )
-        .annotate(hours=Hours(F("acknowledged_at") - F("delivered_at")))
-        .order_by()
+def _sums(row: dict) -> dict:
+    return {name.removeprefix("sum_"): value or 0 for name, value in row.items()}
+
+
+def _end_instant(end: datetime.date) -> datetime.datetime:
+    return datetime.datetime.combine(end, datetime.time(), tzinfo=datetime.UTC)
+
+
+_ACK_MEDIANS_SQL = """
+    SELECT ends.end_at, delivery.study_site_id,
+           PERCENTILE_CONT(0.5) WITHIN GROUP (
+               ORDER BY EXTRACT(EPOCH FROM delivery.acknowledged_at - delivery.delivered_at) / 3600
+           ),
+           COUNT(*)
+    FROM UNNEST(%(ends)s::timestamptz[]) AS ends(end_at)
+    JOIN {delivery} AS delivery ON delivery.acknowledged_at < ends.end_at
+    JOIN {study_site} AS study_site ON study_site.id = delivery.study_site_id
+    WHERE study_site.study_id = %(study)s AND delivery.kind = %(kind)s
+      AND delivery.channel = %(channel)s AND delivery.tier = ANY(%(tiers)s)
+      AND delivery.delivered_at IS NOT NULL
+    GROUP BY GROUPING SETS ((ends.end_at, delivery.study_site_id), (ends.end_at))
+"""
+
+
+def _ack_medians(study: Study, ends: list[datetime.date]) -> dict[datetime.date, dict]:
+    """``{end: {study_site_id: (median hours, n)}}`` of the acknowledged key and critical
+    in-app deliveries before each end, with the whole study's under the key ``None``."""
+    instants = {_end_instant(end): end for end in ends}
+    sql = _ACK_MEDIANS_SQL.format(
+        delivery=Delivery._meta.db_table, study_site=StudySite._meta.db_table
     )
-    per_site = acknowledged.values("study_site_id").annotate(median=Median("hours"), n=Count("id"))
-    overall = acknowledged.aggregate(median=Median("hours"), n=Count("id"))
-    medians: dict[int | None, tuple[float | None, int]] = {
-        row["study_site_id"]: (row["median"], row["n"]) for row in per_site
+    params = {
+        "ends": list(instants),
+        "study": study.id,
+        "kind": DeliveryKind.MESSAGE,
+        "channel": Channel.IN_APP,
+        "tiers": list(ACK_TIERS),
     }
-    medians[None] = (overall["median"], overall["n"])
+    medians: dict[datetime.date, dict] = {end: {None: (None, 0)} for end in ends}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for end_at, site_id, median, count in cursor.fetchall():
+            medians[instants[end_at]][site_id] = (median, count)
     return medians
 
 
-def _cra_counts(study: Study, end: datetime.date) -> dict[int, int]:
-    since = end.replace(year=end.year - 1)
-    rows = (
-        RoleAssignment.objects.filter(
-            study=study, role=StudyRole.CRA, study_site__isnull=False, start_date__lt=end
+_CRA_COUNTS_SQL = """
+    SELECT ends.end_on, assignment.study_site_id, COUNT(DISTINCT assignment.user_id)
+    FROM UNNEST(%(ends)s::date[]) AS ends(end_on)
+    JOIN {assignment} AS assignment
+      ON assignment.start_date < ends.end_on
+     AND (assignment.end_date IS NULL
+          OR assignment.end_date > ends.end_on - INTERVAL '12 months')
+    WHERE assignment.study_id = %(study)s AND assignment.role = %(role)s
+      AND assignment.study_site_id IS NOT NULL
+    GROUP BY ends.end_on, assignment.study_site_id
+"""
+
+
+def _cra_counts(study: Study, ends: list[datetime.date]) -> dict[datetime.date, dict[int, int]]:
+    """``{end: {study_site_id: distinct CRAs}}`` whose assignment overlapped the 12 months
+    before each end."""
+    counts: dict[datetime.date, dict[int, int]] = {end: {} for end in ends}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CRA_COUNTS_SQL.format(assignment=RoleAssignment._meta.db_table),
+            {"ends": ends, "study": study.id, "role": StudyRole.CRA},
         )
-        .filter(Q(end_date__isnull=True) | Q(end_date__gt=since))
-        .values("study_site_id")
-        .annotate(cras=Count("user_id", distinct=True))
-        .order_by()
-    )
-    return {row["study_site_id"]: row["cras"] for row in rows}
+        for end, site_id, cras in cursor.fetchall():
+            counts[end][site_id] = cras
+    return counts
 
 
-def _inputs_by_site(study: Study, end: datetime.date) -> tuple[dict[int, KpiInputs], tuple]:
-    sums = _snapshot_sums(study, end)
-    acks = _ack_medians(study, end)
-    cras = _cra_counts(study, end)
-    study_sites = StudySite.objects.filter(study=study).values(
-        "id", "enrolment_target", "selected_on", "activated_on", "first_patient_in_on"
+def _inputs_by_end(study: Study, ends: list[datetime.date]) -> dict[datetime.date, tuple]:
+    """``{end: ({study_site_id: KpiInputs}, (study ack median, n))}`` in four queries."""
+    sums, acks = _snapshot_sums(study, ends), _ack_medians(study, ends)
+    cras = _cra_counts(study, ends)
+    study_sites = list(
+        StudySite.objects.filter(study=study).values(
+            "id", "enrolment_target", "selected_on", "activated_on", "first_patient_in_on"
+        )
     )
-    last_day = end - datetime.timedelta(days=1)
-    by_site: dict[int, KpiInputs] = {}
-    for study_site in study_sites:
-        site_id = study_site["id"]
-        inputs = KpiInputs(**sums.get(site_id, {}), target=study_site["enrolment_target"])
-        selected, activated = study_site["selected_on"], study_site["activated_on"]
-        first_patient = study_site["first_patient_in_on"]
-        if activated is not None and activated < end:
-            inputs.active_enrolled = inputs.enrolled
-            inputs.active_months = _months_between(activated, last_day)
-            if selected is not None:
-                inputs.activation_days, inputs.activation_n = (activated - selected).days, 1
-            if first_patient is not None and first_patient < end:
-                inputs.first_patient_days = (first_patient - activated).days
-                inputs.first_patient_n = 1
-        inputs.ack_median, inputs.ack_n = acks.get(site_id, (None, 0))
-        inputs.cras, inputs.cra_sites = cras.get(site_id, 0), 1
-        by_site[site_id] = inputs
-    return by_site, acks[None]
+    return {
+        end: (
+            {
+                row["id"]: _site_inputs(row, end, sums[end], acks[end], cras[end])
+                for row in study_sites
+            },
+            acks[end][None],
+        )
+        for end in ends
+    }
+
+
+def _site_inputs(study_site: dict, end: datetime.date, sums, acks, cras) -> KpiInputs:
+    site_id = study_site["id"]
+    inputs = KpiInputs(**sums.get(site_id, {}), target=study_site["enrolment_target"])
+    selected, activated = study_site["selected_on"], study_site["activated_on"]
+    first_patient = study_site["first_patient_in_on"]
+    if activated is not None and activated < end:
+        inputs.active_enrolled = inputs.enrolled
+        inputs.active_months = _months_between(activated, end - datetime.timedelta(days=1))
+        if selected is not None:
+            inputs.activation_days, inputs.activation_n = (activated - selected).days, 1
+        if first_patient is not None and first_patient < end:
+            inputs.first_patient_days = (first_patient - activated).days
+            inputs.first_patient_n = 1
+    inputs.ack_median, inputs.ack_n = acks.get(site_id, (None, 0))
+    inputs.cras, inputs.cra_sites = cras.get(site_id, 0), 1
+    return inputs
 
 
 def _ratio(numerator: float, denominator: float, n: int, minimum: int) -> KpiValue:
@@ -320,13 +383,29 @@ def study_kpis(
     *, study: Study, period: datetime.date, minimum_samples: dict | None = None
 ) -> dict[int, dict[str, KpiValue]]:
     """Every study-site's KPIs, cumulative to ``period`` (see the module docstring)."""
-    _, end = period_bounds(period)
-    fraction = elapsed_fraction(study, end)
-    by_site, _ = _inputs_by_site(study, end)
-    return {
-        site_id: kpis_from_inputs(inputs, fraction=fraction, minimum_samples=minimum_samples or {})
-        for site_id, inputs in by_site.items()
-    }
+    return study_kpis_series(study=study, periods=[period], minimum_samples=minimum_samples)[
+        period_bounds(period)[0]
+    ]
+
+
+def study_kpis_series(
+    *, study: Study, periods: list[datetime.date], minimum_samples: dict | None = None
+) -> dict[datetime.date, dict[int, dict[str, KpiValue]]]:
+    """``{period: {study_site_id: {slug: KpiValue}}}`` for several months at once (a trend),
+    in the same four queries as one month."""
+    months = sorted({period_bounds(period)[0] for period in periods})
+    ends = [period_bounds(month)[1] for month in months]
+    by_end = _inputs_by_end(study, ends)
+    series = {}
+    for month, end in zip(months, ends, strict=True):
+        fraction = elapsed_fraction(study, end)
+        series[month] = {
+            site_id: kpis_from_inputs(
+                inputs, fraction=fraction, minimum_samples=minimum_samples or {}
+            )
+            for site_id, inputs in by_end[end][0].items()
+        }
+    return series
 
 
 def study_totals(
@@ -336,7 +415,7 @@ def study_totals(
     ``key_ack_hours`` is the median over all the study's acknowledgements, and
     ``cra_changes_12m`` the distinct CRAs per study-site (sum over sites ÷ sites)."""
     _, end = period_bounds(period)
-    by_site, (ack_median, ack_n) = _inputs_by_site(study, end)
+    by_site, (ack_median, ack_n) = _inputs_by_end(study, [end])[end]
     total = sum(by_site.values(), KpiInputs(cra_sites=0))
     total.ack_median, total.ack_n = ack_median, ack_n
     return kpis_from_inputs(
@@ -351,5 +430,6 @@ __all__ = [
     "KpiValue",
     "kpis_from_inputs",
     "study_kpis",
+    "study_kpis_series",
     "study_totals",
 ]

@@ -1,4 +1,4 @@
-"""Who may upload metric snapshots, as data: sponsor and CRO people working the study."""
+"""Who may upload metric snapshots and manage scorecards, as data."""
 
 from __future__ import annotations
 
@@ -26,3 +26,18 @@ def metric_writable_study_ids(user: AbstractBaseUser | None) -> set[int]:
         )
         studies = studies.filter(id__in=writer_roles.values("study_id"))
     return set(studies.values_list("id", flat=True))
+
+
+def can_manage_scorecard(user: AbstractBaseUser | None, study) -> bool:
+    """The study's sponsor lead (or an admin of its sponsor) sets the scorecard, awards and
+    announces recognitions."""
+    membership = membership_of(user)
+    if membership is None or membership.organization_id != study.sponsor_id:
+        return False
+    if membership.is_org_admin:
+        return True
+    return (
+        RoleAssignment.objects.active()
+        .filter(user=user, study=study, role=StudyRole.SPONSOR_LEAD)
+        .exists()
+    )
