@@ -7,6 +7,7 @@ from comms.api import InboxViewSet, MessageViewSet
 from comms.api_stats import StudyMessageLoadView
 from comms.api_templates import MessageTemplateViewSet
 from performance.api import MetricSnapshotListView
+from performance.api_scorecards import CroScorecardView, SiteHistoryView, StudyScorecardView
 from sites.api import StudySiteListView, StudySiteViewSet
 from trialhub.api.coordination import (
     ActionItemDoneView,
@@ -68,5 +69,17 @@ urlpatterns = [
     ),
     # performance: metric snapshots (bulk upsert and list)
     path("metrics/", MetricSnapshotListView.as_view(), name="api-metrics"),
+    # performance: scorecards
+    path(
+        "studies/<int:study_id>/scorecard/",
+        StudyScorecardView.as_view(),
+        name="api-study-scorecard",
+    ),
+    path(
+        "studies/<int:study_id>/cro-scorecard/",
+        CroScorecardView.as_view(),
+        name="api-study-cro-scorecard",
+    ),
+    path("sites/<int:site_id>/history/", SiteHistoryView.as_view(), name="api-site-history"),
     *router.urls,
 ]
