@@ -26,6 +26,7 @@ urlpatterns = [
     path("", include("performance.urls_scorecards")),
     path("", include("performance.urls_surveys")),
     path("", include("performance.urls_practices")),
+    path("", include("performance.urls_cro")),
 ]
 
 if settings.DEBUG:
