@@ -172,6 +172,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": COMMS_SWEEP_SECONDS,
         "options": {"expires": COMMS_SWEEP_SECONDS * 4},
     },
+    # Last quarter's top-quartile recognitions (idempotent until the sponsor announces them).
+    "performance-recognitions": {
+        "task": "performance.tasks.award_recognitions",
+        "schedule": env.int("RECOGNITIONS_AWARD_SECONDS", default=24 * 3600),
+    },
 }
 
 REST_FRAMEWORK = {

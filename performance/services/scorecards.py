@@ -166,6 +166,19 @@ def recognitions_award(*, study: Study, quarter: datetime.date) -> list[Recognit
     )
 
 
+def recognitions_award_due(*, today: datetime.date) -> int:
+    """Award the last complete quarter's recognitions on every study with snapshots in it
+    (the daily beat task; idempotent, so late re-uploads of that quarter are picked up until
+    the sponsor announces). Returns the number of recognitions standing for that quarter."""
+    last_quarter = quarter_start(quarter_start(today) - datetime.timedelta(days=1))
+    quarter_end = datetime.date(last_quarter.year, last_quarter.month + 2, 1)
+    studies = Study.objects.filter(
+        study_sites__metric_snapshots__period__gte=last_quarter,
+        study_sites__metric_snapshots__period__lte=quarter_end,
+    ).distinct()
+    return sum(len(recognitions_award(study=study, quarter=last_quarter)) for study in studies)
+
+
 def recognitions_announce(
     *, study: Study, quarter: datetime.date, actor, now: datetime.datetime | None = None
 ) -> Message:
@@ -213,5 +226,6 @@ __all__ = [
     "quarter_start",
     "recognitions_announce",
     "recognitions_award",
+    "recognitions_award_due",
     "scorecard_config_update",
 ]

@@ -27,6 +27,7 @@ from performance.selectors.scorecards import scorecard_for_user, site_history_fo
 from performance.services.scorecards import (
     recognitions_announce,
     recognitions_award,
+    recognitions_award_due,
     scorecard_config_update,
 )
 from trialhub.models import RoleAssignment, StudyRole
@@ -276,3 +277,12 @@ def test_only_the_sponsor_lead_announces(scored):
 def test_sites_without_enough_data_are_not_recognised(world):
     snapshot(world.ss_a1, JAN, screened=2, crf_pages=10)
     assert recognitions_award(study=world.study_a, quarter=JAN) == []
+
+
+def test_the_daily_task_awards_the_last_complete_quarter(scored):
+    snapshot(scored.ss_a2, MAR, screened=5, crf_pages=50)
+    assert recognitions_award_due(today=datetime.date(2026, 4, 2)) == 1
+    recognition = Recognition.objects.get()
+    assert (recognition.study_site_id, recognition.quarter) == (scored.ss_a2.id, JAN)
+    assert recognitions_award_due(today=datetime.date(2026, 4, 3)) == 1, "idempotent"
+    assert recognitions_award_due(today=datetime.date(2026, 7, 1)) == 0, "no snapshot in Q2"
