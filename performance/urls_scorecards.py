@@ -1,3 +1,36 @@
 """Performance pages: scorecards (mounted at the root by ``trialhub.urls``)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from performance import views_scorecards as views
+
+urlpatterns = [
+    path("studies/<int:study_id>/scorecard/", views.study_scorecard_page, name="study-scorecard"),
+    path(
+        "studies/<int:study_id>/scorecard.csv",
+        views.study_scorecard_csv,
+        name="study-scorecard-csv",
+    ),
+    path(
+        "studies/<int:study_id>/scorecard/settings/",
+        views.study_scorecard_settings,
+        name="study-scorecard-settings",
+    ),
+    path(
+        "studies/<int:study_id>/scorecard/recognitions/award/",
+        views.study_recognitions_award,
+        name="study-recognitions-award",
+    ),
+    path(
+        "studies/<int:study_id>/scorecard/recognitions/announce/",
+        views.study_recognitions_announce,
+        name="study-recognitions-announce",
+    ),
+    path(
+        "study-sites/<int:study_site_id>/scorecard/",
+        views.study_site_scorecard,
+        name="study-site-scorecard",
+    ),
+    path("my-site/scorecards/", views.site_scorecards, name="site-scorecards"),
+    path("sites/<int:site_id>/scorecards/", views.site_history, name="site-history"),
+]

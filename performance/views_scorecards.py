@@ -1,0 +1,567 @@
+"""Scorecard pages: a study's scorecard (and its CSV), its settings and recognitions, a
+study-site's monthly history, and a site's scorecards across studies.
+
+Same rules as ``trialhub.views``: studies, study-sites and sites come through the selectors
+(404 outside reach), 403 only for people who see a page but may not act on it, every write
+goes through ``performance.services.scorecards``. A site's people see only their own rows
+(with their real rank "3 of 12"), never a chart, a distribution or the study totals: those
+are built from the other sites' numbers. Every page reads a constant number of queries
+whatever the number of sites (the KPI engine works on a few aggregated rows).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import statistics
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from performance.forms_scorecards import (
+    AnnounceForm,
+    AwardForm,
+    HistoryMonthsForm,
+    ScorecardFilterForm,
+    ScorecardSettingsForm,
+    safe_period,
+)
+from performance.kpis import study_kpis, study_kpis_series
+from performance.models import MetricSnapshot
+from performance.permissions import can_manage_scorecard
+from performance.scorecards import (
+    DEFAULT_KPI_SETTINGS,
+    DEFAULT_MINIMUM_KPIS,
+    HIGHER,
+    KpiCell,
+    Scorecard,
+    ScorecardSettings,
+    composite,
+    default_period,
+    rag,
+    ranks,
+    study_settings,
+)
+from performance.selectors.scorecards import (
+    is_site_user,
+    recognitions_for_user,
+    scorecard_for_user,
+    site_history_for_user,
+)
+from performance.services.scorecards import (
+    quarter_label,
+    quarter_start,
+    recognitions_announce,
+    recognitions_award,
+    scorecard_config_update,
+)
+from performance.templatetags.scorecard_tags import kpi_value
+from sites.models import StudySiteStatus
+from sites.selectors import own_site_for_user, site_for_user, study_site_for_user
+from trialhub.selectors import study_for_user
+
+TREND_MONTHS = 12
+STATUS_LABELS = dict(StudySiteStatus.choices)
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _months_back(period: datetime.date, count: int) -> list[datetime.date]:
+    index = period.year * 12 + period.month - 1
+    return [
+        datetime.date((index - back) // 12, (index - back) % 12 + 1, 1)
+        for back in range(count - 1, -1, -1)
+    ]
+
+
+def _ranked_count(card: Scorecard, site_user: bool) -> int:
+    """How many of the study's sites have a rank (the N of "3 of N"). A site user's card holds
+    only its own rows, so the study's scores are read once more (four queries)."""
+    if not site_user:
+        return sum(row.rank is not None for row in card.rows)
+    kpis = study_kpis(
+        study=card.study, period=card.period, minimum_samples=card.settings.minimum_samples
+    )
+    return sum(composite(values, card.settings) is not None for values in kpis.values())
+
+
+def _sort_key(sort: str):
+    if sort == "rank":
+        return lambda row: row.rank
+    if sort == "site":
+        return lambda row: row.site_name.casefold()
+    if sort == "country":
+        return lambda row: row.country
+    if sort == "status":
+        return lambda row: row.status
+    if sort == "score":
+        return lambda row: row.score
+    return lambda row: row.kpis[sort].value
+
+
+def sort_rows(rows: list, sort: str, direction: str) -> list:
+    """Rows sorted by a column; rows without a value sort last in either direction."""
+    key = _sort_key(sort)
+    present = sorted(
+        (row for row in rows if key(row) is not None),
+        key=lambda row: (key(row), row.site_name.casefold()),
+        reverse=direction == "desc",
+    )
+    return present + [row for row in rows if key(row) is None]
+
+
+def _natural_direction(sort: str, settings: ScorecardSettings) -> str:
+    """The first click on a column shows the best first."""
+    if sort == "score":
+        return "desc"
+    if sort in settings.kpis:
+        return "desc" if settings.kpis[sort].better == HIGHER else "asc"
+    return "asc"
+
+
+def _query(request: HttpRequest, **changes) -> str:
+    query = request.GET.copy()
+    for name, value in changes.items():
+        if value is None:
+            query.pop(name, None)
+        else:
+            query[name] = value
+    encoded = query.urlencode()
+    return f"?{encoded}" if encoded else ""
+
+
+def _headers(request, settings: ScorecardSettings, sort: str, direction: str) -> list[dict]:
+    columns = [("rank", "Rank"), ("site", "Site"), ("country", "Country"), ("status", "Status")]
+    columns.append(("score", "Score"))
+    headers = []
+    for key, label in [*columns, *((s, k.label) for s, k in settings.kpis.items())]:
+        current = key == sort
+        next_direction = (
+            ("desc" if direction == "asc" else "asc")
+            if current
+            else _natural_direction(key, settings)
+        )
+        setting = settings.kpis.get(key)
+        headers.append(
+            {
+                "key": key,
+                "label": label,
+                "url": _query(request, sort=key, dir=next_direction),
+                "current": current,
+                "aria_sort": (
+                    ("ascending" if direction == "asc" else "descending") if current else None
+                ),
+                "setting": setting,
+                "counted": setting is None or key in settings.counted,
+                "is_kpi": setting is not None,
+            }
+        )
+    return headers
+
+
+def _filtered_card(request: HttpRequest, study_id: int, *, charts: bool) -> dict:
+    """The scorecard as the user may see it, with the page's GET filters applied to its rows
+    (ranks stay those among all the study's sites)."""
+    today = timezone.localdate()
+    site_user = is_site_user(request.user)
+    card = scorecard_for_user(
+        request.user,
+        study_id,
+        period=safe_period(request.GET.get("period"), today),
+        today=today,
+        trend_months=TREND_MONTHS if charts and not site_user else 0,
+        with_totals=not site_user,
+    )
+    countries = sorted({row.country for row in card.rows})
+    form = ScorecardFilterForm(
+        request.GET, today=today, countries=countries, settings=card.settings
+    )
+    form.is_valid()
+    rows = card.rows
+    if country := form.value("country"):
+        rows = [row for row in rows if row.country == country]
+    if status := form.value("status"):
+        rows = [row for row in rows if row.status == status]
+    sort = form.value("sort", "rank")
+    direction = form.value("dir") or _natural_direction(sort, card.settings)
+    rows = sort_rows(rows, sort, direction)
+    return {
+        "card": card,
+        "study": card.study,
+        "rows": rows,
+        "form": form,
+        "sort": sort,
+        "direction": direction,
+        "site_user": site_user,
+        "filtered": bool(form.value("country") or form.value("status")),
+    }
+
+
+def _chart_data(card: Scorecard, rows: list, kpi: str) -> dict:
+    months = [month for month, _ in rows[0].trend] if rows else []
+    trend = {
+        "labels": [f"{month:%Y-%m}" for month in months],
+        "series": [
+            {"label": row.site_name, "data": [score for _, score in row.trend]} for row in rows
+        ],
+    }
+    setting = card.settings.kpis[kpi]
+    with_value = sorted(
+        (row for row in rows if row.kpis[kpi].value is not None),
+        key=lambda row: row.kpis[kpi].value,
+    )
+    values = [row.kpis[kpi].value for row in with_value]
+    distribution = {
+        "kpi": kpi,
+        "label": setting.label,
+        "unit": setting.unit,
+        "percent": setting.unit == "fraction",
+        "labels": [row.site_name for row in with_value],
+        "values": [value * 100 if setting.unit == "fraction" else value for value in values],
+        "rags": [row.kpis[kpi].rag for row in with_value],
+        "green": setting.green * 100 if setting.unit == "fraction" else setting.green,
+        "red": setting.red * 100 if setting.unit == "fraction" else setting.red,
+    }
+    if values:
+        summary = (
+            f"{setting.label} across the {len(values)} sites shown with enough data: lowest "
+            f"{kpi_value(values[0], setting.unit)}, median "
+            f"{kpi_value(statistics.median(values), setting.unit)}, highest "
+            f"{kpi_value(values[-1], setting.unit)} (unit: {setting.unit})."
+        )
+    else:
+        summary = f"No site shown has enough data for {setting.label} this month."
+    scored_now = [row for row in rows if row.score is not None]
+    trend_summary = (
+        f"Composite score (0–100) of the {len(rows)} sites shown, month by month for the "
+        f"{len(months)} months to {card.period:%B %Y}; {len(scored_now)} have a score this month."
+        " The table below lists every number."
+    )
+    return {
+        "trend": trend,
+        "distribution": distribution,
+        "trend_summary": trend_summary,
+        "distribution_summary": summary,
+    }
+
+
+def _award_quarters(study, today: datetime.date) -> list[tuple[datetime.date, str]]:
+    """Quarters that have ended and have snapshots, newest first (one query)."""
+    months = MetricSnapshot.objects.filter(study_site__study=study).dates("period", "month")
+    current = quarter_start(today)
+    quarters = sorted({quarter_start(month) for month in months if month < current}, reverse=True)
+    return [(quarter, quarter_label(quarter)) for quarter in quarters]
+
+
+def _recognition_groups(recognitions) -> list[dict]:
+    groups: dict[datetime.date, dict] = {}
+    for recognition in recognitions:
+        group = groups.setdefault(
+            recognition.quarter,
+            {"quarter": recognition.quarter, "label": quarter_label(recognition.quarter)},
+        )
+        group.setdefault("items", []).append(recognition)
+        if recognition.announced_at is None:
+            group["pending"] = group.get("pending", 0) + 1
+    return list(groups.values())
+
+
+def _study_recognitions(user, study, site_user: bool):
+    recognitions = recognitions_for_user(user, study=study).order_by(
+        "-quarter", "rank", "study_site__site__name"
+    )
+    if site_user:
+        # Unannounced recognitions may still be re-awarded: a site learns of its own once told.
+        recognitions = recognitions.filter(announced_at__isnull=False)
+    return _recognition_groups(recognitions)
+
+
+# --- the study scorecard ----------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def study_scorecard_page(request: HttpRequest, study_id: int) -> HttpResponse:
+    data = _filtered_card(request, study_id, charts=True)
+    card, rows, site_user = data["card"], data["rows"], data["site_user"]
+    study = card.study
+    can_manage = not site_user and can_manage_scorecard(request.user, study)
+    kpi = data["form"].value("kpi") or next(iter(card.settings.counted), "enrolment_vs_target")
+    context = {
+        **data,
+        "settings": card.settings,
+        "kpis": list(card.settings.kpis.items()),
+        "headers": _headers(request, card.settings, data["sort"], data["direction"]),
+        "ranked": _ranked_count(card, site_user),
+        "totals": card.totals,
+        "can_manage": can_manage,
+        "chosen_kpi": kpi,
+        "charts": None if site_user else _chart_data(card, rows, kpi),
+        "csv_url": reverse("study-scorecard-csv", args=[study.id]) + _query(request),
+        "recognitions": _study_recognitions(request.user, study, site_user),
+        "today": timezone.localdate(),
+    }
+    if can_manage:
+        quarters = _award_quarters(study, context["today"])
+        context["award_form"] = AwardForm(quarters=quarters) if quarters else None
+    return render(request, "performance/scorecards/study_scorecard.html", context)
+
+
+@login_required
+@require_GET
+def study_scorecard_csv(request: HttpRequest, study_id: int) -> HttpResponse:
+    data = _filtered_card(request, study_id, charts=False)
+    card = data["card"]
+    slugs = list(card.settings.kpis)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    filename = f"{card.study.code}-scorecard-{card.period:%Y-%m}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    writer = csv.writer(response)
+    header = ["rank", "study_site", "site", "country", "status", "score"]
+    writer.writerow(header + [f"{slug}{suffix}" for slug in slugs for suffix in ("", "_n", "_rag")])
+    for row in data["rows"]:
+        line = [row.rank, row.study_site_id, row.site_name, row.country, row.status, row.score]
+        for slug in slugs:
+            kpi = row.kpis[slug]
+            line.extend([kpi.value, kpi.n, kpi.rag])
+        writer.writerow(["" if value is None else value for value in line])
+    return response
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def study_scorecard_settings(request: HttpRequest, study_id: int) -> HttpResponse:
+    """Everyone in reach reads the effective settings and the documented defaults; the
+    sponsor lead edits them (403 for the others' POSTs)."""
+    study = study_for_user(request.user, study_id)
+    can_manage = can_manage_scorecard(request.user, study)
+    settings = study_settings(study)
+    form, status = None, 200
+    if request.method == "POST":
+        if not can_manage:
+            raise PermissionDenied("Only the study's sponsor lead changes its scorecard.")
+        if "reset" in request.POST:
+            scorecard_config_update(
+                study=study, actor=request.user, kpis={}, minimum_kpis=DEFAULT_MINIMUM_KPIS
+            )
+            messages.success(request, "Scorecard settings reset to the defaults.")
+            return redirect("study-scorecard-settings", study_id=study.id)
+        form = ScorecardSettingsForm(request.POST, settings=settings)
+        if form.is_valid():
+            try:
+                scorecard_config_update(
+                    study=study,
+                    actor=request.user,
+                    kpis=form.kpis_payload(),
+                    minimum_kpis=form.cleaned_data["minimum_kpis"],
+                )
+            except ValidationError as error:
+                form.add_service_error(error)
+            else:
+                messages.success(request, "Scorecard settings saved; the scorecard uses them now.")
+                return redirect("study-scorecard-settings", study_id=study.id)
+        status = 400
+    elif can_manage:
+        form = ScorecardSettingsForm(settings=settings)
+    rows = [
+        {
+            "slug": slug,
+            "setting": setting,
+            "default": DEFAULT_KPI_SETTINGS[slug],
+            "counted": slug in settings.counted,
+            "changed": setting != DEFAULT_KPI_SETTINGS[slug],
+        }
+        for slug, setting in settings.kpis.items()
+    ]
+    if form is not None:
+        for row, form_row in zip(rows, form.rows(), strict=True):
+            row.update(fields=form_row["fields"], errors=form_row["errors"])
+    context = {
+        "study": study,
+        "settings": settings,
+        "rows": rows,
+        "form": form,
+        "can_manage": can_manage,
+        "default_minimum_kpis": DEFAULT_MINIMUM_KPIS,
+    }
+    return render(request, "performance/scorecards/settings.html", context, status=status)
+
+
+# --- recognitions -----------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def study_recognitions_award(request: HttpRequest, study_id: int) -> HttpResponse:
+    study = study_for_user(request.user, study_id)
+    if not can_manage_scorecard(request.user, study):
+        raise PermissionDenied("Only the study's sponsor lead awards recognitions.")
+    quarters = _award_quarters(study, timezone.localdate())
+    form = AwardForm(request.POST, quarters=quarters)
+    if not form.is_valid():
+        messages.error(request, "Choose a quarter that has ended and has numbers.")
+    else:
+        quarter = form.cleaned_data["quarter"]
+        recognitions = recognitions_award(study=study, quarter=quarter)
+        if recognitions:
+            names = ", ".join(r.study_site.site.name for r in recognitions)
+            messages.success(
+                request,
+                f"{quarter_label(quarter)}: {len(recognitions)} site(s) in the top quartile "
+                f"({names}). Announce it to tell them.",
+            )
+        else:
+            messages.warning(
+                request, f"{quarter_label(quarter)}: no site had a composite score to rank."
+            )
+    return redirect(reverse("study-scorecard", args=[study.id]) + "#recognitions")
+
+
+@login_required
+@require_POST
+def study_recognitions_announce(request: HttpRequest, study_id: int) -> HttpResponse:
+    study = study_for_user(request.user, study_id)
+    if not can_manage_scorecard(request.user, study):
+        raise PermissionDenied("Only the study's sponsor lead announces recognitions.")
+    form = AnnounceForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a quarter to announce.")
+    else:
+        quarter = form.cleaned_data["quarter"]
+        try:
+            message = recognitions_announce(study=study, quarter=quarter, actor=request.user)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(
+                request,
+                f"{quarter_label(quarter)} recognitions announced to the recognised sites: "
+                f"“{message.subject}” is {message.get_status_display().lower()}.",
+            )
+    return redirect(reverse("study-scorecard", args=[study.id]) + "#recognitions")
+
+
+# --- a study-site's history -------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def study_site_scorecard(request: HttpRequest, study_site_id: int) -> HttpResponse:
+    """One study-site month by month: composite, rank of N and every KPI with its RAG, from
+    one KPI series of the whole study (four queries for any number of months and sites)."""
+    study_site = study_site_for_user(request.user, study_site_id)
+    study = study_site.study
+    form = HistoryMonthsForm(request.GET)
+    count = form.cleaned_data["months"] if form.is_valid() else 12
+    settings = study_settings(study)
+    period = default_period(study, timezone.localdate())
+    months = _months_back(period, count)
+    series = study_kpis_series(
+        study=study, periods=months, minimum_samples=settings.minimum_samples
+    )
+    counted = set(settings.counted)
+    history = []
+    for month in months:
+        scores = {site_id: composite(kpis, settings) for site_id, kpis in series[month].items()}
+        month_ranks = ranks(scores)
+        own = series[month][study_site.id]
+        history.append(
+            {
+                "month": month,
+                "score": scores[study_site.id],
+                "rank": month_ranks[study_site.id],
+                "ranked": sum(score is not None for score in scores.values()),
+                "kpis": {
+                    slug: KpiCell(
+                        value.value, value.n, rag(value.value, settings.kpis[slug]), slug in counted
+                    )
+                    for slug, value in own.items()
+                },
+            }
+        )
+    chart = {
+        "labels": [f"{entry['month']:%Y-%m}" for entry in history],
+        "series": [{"label": study_site.site.name, "data": [entry["score"] for entry in history]}],
+    }
+    scored = [entry for entry in history if entry["score"] is not None]
+    context = {
+        "study_site": study_site,
+        "study": study,
+        "site": study_site.site,
+        "settings": settings,
+        "kpis": list(settings.kpis.items()),
+        "current": history[-1],
+        "history": list(reversed(history)),
+        "period": period,
+        "months_form": form,
+        "months": count,
+        "chart": chart,
+        "chart_summary": (
+            f"Composite score (0–100) of {study_site.site.name} on {study.code}, month by month "
+            f"for the {count} months to {period:%B %Y}; {len(scored)} months have a score. "
+            "The table below lists every number."
+        ),
+        "site_user": is_site_user(request.user),
+    }
+    return render(request, "performance/scorecards/study_site.html", context)
+
+
+# --- a site's scorecards across studies -------------------------------------------------------
+
+
+def _site_history_context(request: HttpRequest, site) -> dict:
+    today = timezone.localdate()
+    site_user = is_site_user(request.user)
+    history = site_history_for_user(request.user, site, today=today, months=TREND_MONTHS)
+    for entry in history:
+        kpis = study_kpis(
+            study=entry["study"],
+            period=entry["period"],
+            minimum_samples=entry["settings"].minimum_samples,
+        )
+        entry["ranked"] = sum(
+            composite(values, entry["settings"]) is not None for values in kpis.values()
+        )
+        entry["kpis"] = list(entry["settings"].kpis.items())
+    recognitions = (
+        recognitions_for_user(request.user)
+        .filter(study_site__site=site)
+        .order_by("-quarter", "study_site__study__code")
+    )
+    if site_user:
+        recognitions = recognitions.filter(announced_at__isnull=False)
+    for recognition in recognitions:
+        recognition.label = quarter_label(recognition.quarter)
+    return {"site": site, "history": history, "recognitions": recognitions, "site_user": site_user}
+
+
+@login_required
+@require_GET
+def site_scorecards(request: HttpRequest) -> HttpResponse:
+    """A site's own scorecards on every study and sponsor (site people only; 404 otherwise)."""
+    site = own_site_for_user(request.user)
+    if site is None:
+        raise Http404("Only a site's people have their own scorecards.")
+    context = _site_history_context(request, site)
+    context["own"] = True
+    return render(request, "performance/scorecards/site_history.html", context)
+
+
+@login_required
+@require_GET
+def site_history(request: HttpRequest, site_id: int) -> HttpResponse:
+    """A site's scorecards on the studies of it the viewer can see (a sponsor: its own)."""
+    site = site_for_user(request.user, site_id)
+    context = _site_history_context(request, site)
+    context["own"] = False
+    return render(request, "performance/scorecards/site_history.html", context)
