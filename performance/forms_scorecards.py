@@ -144,15 +144,23 @@ class ScorecardSettingsForm(forms.Form):
             )
         for name, field in self.fields.items():
             if name != "minimum_kpis" and not isinstance(field, forms.BooleanField):
-                field.widget.attrs.update({"step": "any", "class": "input--narrow"})
+                field.widget.attrs["class"] = "input--narrow"
+            if isinstance(field, forms.FloatField):
+                field.widget.attrs["step"] = "any"
 
     def rows(self) -> list[dict]:
         rows = []
         for slug in DEFAULT_KPI_SETTINGS:
-            fields = {name: self[f"{slug}-{name}"] for name in EDITABLE_FIELDS}
             errors = list(self.row_errors.get(slug, []))
-            for bound in fields.values():
+            for name in EDITABLE_FIELDS:
+                bound = self[f"{slug}-{name}"]
                 errors.extend(f"{bound.label}: {error}" for error in bound.errors)
+            if errors:
+                # Every input of the row points at the row's errors.
+                for name in EDITABLE_FIELDS:
+                    attrs = self.fields[f"{slug}-{name}"].widget.attrs
+                    attrs.update({"aria-invalid": "true", "aria-describedby": f"kpi-{slug}-errors"})
+            fields = {name: self[f"{slug}-{name}"] for name in EDITABLE_FIELDS}
             rows.append({"slug": slug, "fields": fields, "errors": errors})
         return rows
 

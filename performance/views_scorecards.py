@@ -177,12 +177,14 @@ def _filtered_card(request: HttpRequest, study_id: int, *, charts: bool) -> dict
         period=safe_period(request.GET.get("period"), today),
         today=today,
         trend_months=TREND_MONTHS if charts and not site_user else 0,
-        with_totals=not site_user,
+        with_totals=charts and not site_user,
     )
     countries = sorted({row.country for row in card.rows})
-    form = ScorecardFilterForm(
-        request.GET, today=today, countries=countries, settings=card.settings
-    )
+    # The month and the chart's KPI in use show as chosen even when the URL leaves them out.
+    data = request.GET.copy()
+    data.setdefault("period", f"{card.period:%Y-%m}")
+    data.setdefault("kpi", next(iter(card.settings.counted), "enrolment_vs_target"))
+    form = ScorecardFilterForm(data, today=today, countries=countries, settings=card.settings)
     form.is_valid()
     rows = card.rows
     if country := form.value("country"):
@@ -224,25 +226,26 @@ def _chart_data(card: Scorecard, rows: list, kpi: str) -> dict:
         "unit": setting.unit,
         "percent": setting.unit == "fraction",
         "labels": [row.site_name for row in with_value],
-        "values": [value * 100 if setting.unit == "fraction" else value for value in values],
+        "values": [_chart_number(value, setting.unit) for value in values],
         "rags": [row.kpis[kpi].rag for row in with_value],
-        "green": setting.green * 100 if setting.unit == "fraction" else setting.green,
-        "red": setting.red * 100 if setting.unit == "fraction" else setting.red,
+        "green": _chart_number(setting.green, setting.unit),
+        "red": _chart_number(setting.red, setting.unit),
     }
+    unit = "percentages" if setting.unit == "fraction" else setting.unit
     if values:
         summary = (
-            f"{setting.label} across the {len(values)} sites shown with enough data: lowest "
+            f"{setting.label} across the {_sites(len(values))} shown with enough data: lowest "
             f"{kpi_value(values[0], setting.unit)}, median "
             f"{kpi_value(statistics.median(values), setting.unit)}, highest "
-            f"{kpi_value(values[-1], setting.unit)} (unit: {setting.unit})."
+            f"{kpi_value(values[-1], setting.unit)} ({unit})."
         )
     else:
         summary = f"No site shown has enough data for {setting.label} this month."
-    scored_now = [row for row in rows if row.score is not None]
+    scored_now = sum(row.score is not None for row in rows)
     trend_summary = (
-        f"Composite score (0–100) of the {len(rows)} sites shown, month by month for the "
-        f"{len(months)} months to {card.period:%B %Y}; {len(scored_now)} have a score this month."
-        " The table below lists every number."
+        f"Composite score (0–100) of the {_sites(len(rows))} shown, month by month for the "
+        f"{len(months)} months to {card.period:%B %Y}; {scored_now} of them "
+        f"{'has' if scored_now == 1 else 'have'} a score this month. The table lists every number."
     )
     return {
         "trend": trend,
@@ -250,6 +253,15 @@ def _chart_data(card: Scorecard, rows: list, kpi: str) -> dict:
         "trend_summary": trend_summary,
         "distribution_summary": summary,
     }
+
+
+def _sites(count: int) -> str:
+    return f"{count} site{'' if count == 1 else 's'}"
+
+
+def _chart_number(value: float, unit: str) -> float:
+    """A KPI value on the chart's scale (fractions as percentages)."""
+    return round(value * 100, 2) if unit == "fraction" else value
 
 
 def _award_quarters(study, today: datetime.date) -> list[tuple[datetime.date, str]]:
@@ -461,8 +473,10 @@ def study_site_scorecard(request: HttpRequest, study_site_id: int) -> HttpRespon
     one KPI series of the whole study (four queries for any number of months and sites)."""
     study_site = study_site_for_user(request.user, study_site_id)
     study = study_site.study
-    form = HistoryMonthsForm(request.GET)
-    count = form.cleaned_data["months"] if form.is_valid() else 12
+    form = HistoryMonthsForm(
+        request.GET if "months" in request.GET else None, initial={"months": TREND_MONTHS}
+    )
+    count = (form.cleaned_data["months"] or TREND_MONTHS) if form.is_valid() else TREND_MONTHS
     settings = study_settings(study)
     period = default_period(study, timezone.localdate())
     months = _months_back(period, count)
@@ -508,7 +522,7 @@ def study_site_scorecard(request: HttpRequest, study_site_id: int) -> HttpRespon
         "chart": chart,
         "chart_summary": (
             f"Composite score (0–100) of {study_site.site.name} on {study.code}, month by month "
-            f"for the {count} months to {period:%B %Y}; {len(scored)} months have a score. "
+            f"for the {count} months to {period:%B %Y}; {len(scored)} of them have a score. "
             "The table below lists every number."
         ),
         "site_user": is_site_user(request.user),

@@ -12,7 +12,7 @@ import io
 import pytest
 from django.utils import timezone
 
-from comms.models import Message
+from comms.models import Delivery, Message
 from performance.models import MetricSnapshot, Recognition, ScorecardConfig
 from performance.services.scorecards import quarter_label, quarter_start
 from sites.services import study_site_create
@@ -122,6 +122,7 @@ def test_owner_sees_hand_checked_numbers_rag_and_totals(scored, client_as):
     assert response.context["ranked"] == 2
     assert f"/study-sites/{scored.ss_a1.id}/scorecard/" in html
     assert f"/studies/{scored.study_a.id}/scorecard/settings/" in html
+    assert f'name="period" value="{PERIOD:%Y-%m}"' in html  # the month shown is the one chosen
 
 
 def test_distribution_chart_follows_the_chosen_kpi(scored, client_as):
@@ -394,6 +395,11 @@ def test_award_and_announce_through_the_page(scored, client_as):
     assert response.status_code == 200
     message = Message.objects.get(category="recognition")
     assert message.audience == {"study_sites": [scored.ss_a1.id]}
+    assert message.status == "sent"
+    reached = set(Delivery.objects.filter(message=message).values_list("study_site_id", flat=True))
+    assert reached == {scored.ss_a1.id}  # Site Two never learns who was recognised
+    recipients = set(Delivery.objects.filter(message=message).values_list("recipient", flat=True))
+    assert scored.site_coord_2.id not in recipients and scored.site_coord_1.id in recipients
     assert "announced to the recognised sites" in response.content.decode()
     recognition.refresh_from_db()
     assert recognition.announcement == message and recognition.announced_at is not None
@@ -448,6 +454,7 @@ def test_study_site_history(scored, client_as):
     assert previous["kpis"]["screen_failure_rate"].value == 0.4 and previous["ranked"] == 1
     html = response.content.decode()
     assert "site-trend-data" in html and "Rank 1 of 2" in html
+    assert '<option value="12" selected>' in html
     assert "Site Two" not in html
     longer = client_as(scored.site_coord_1).get(
         f"/study-sites/{scored.ss_a1.id}/scorecard/", {"months": "24"}
