@@ -26,7 +26,9 @@ class PracticeNoteForm(forms.Form):
 
     sponsor = forms.TypedChoiceField(label="Sponsor library", coerce=int)
     title = forms.CharField(label="Title", max_length=200)
-    body = forms.CharField(label="The practice", widget=forms.Textarea(attrs={"rows": 8}))
+    body = forms.CharField(
+        label="The practice", max_length=5000, widget=forms.Textarea(attrs={"rows": 8})
+    )
     therapeutic_area = forms.CharField(label="Therapeutic area", required=False, max_length=120)
     tags = forms.CharField(
         label="Tags",
