@@ -32,6 +32,7 @@ from sites.models import MILESTONE_FIELDS, Site, StudySite, TrainingRecord
 from sites.services import site_create, study_site_create, training_record_create
 from trialhub.management.commands import _demo_data as demo
 from trialhub.management.commands._demo_messages import seed_messages
+from trialhub.management.commands._demo_performance import seed_performance
 from trialhub.models import (
     ActionItem,
     Area,
@@ -98,6 +99,7 @@ def seed_demo(*, today: datetime.date) -> None:
     _training(organizations, today)
     _coordination(today)
     seed_messages(now=timezone.now())
+    seed_performance(now=timezone.now())  # after the messages: key_ack_hours reads them
 
 
 def _ago(today: datetime.date, months: float) -> datetime.date:
