@@ -526,3 +526,22 @@ def test_query_counts_do_not_grow_with_sites(
         assert site.get("/my-site/scorecards/").status_code == 200
     with django_assert_max_num_queries(SITE_HISTORY_BOUND):
         assert lead.get(f"/sites/{scored.site_1.id}/scorecards/").status_code == 200
+
+
+def test_unknown_filters_fall_back_without_failing(scored, client_as):
+    client = client_as(scored.sponsor_lead_a)
+    params = {"sort": "colour", "dir": "sideways", "kpi": "mood", "country": "XX", "status": "x"}
+    response = client.get(page(scored.study_a), params)
+    assert response.status_code == 200
+    assert [row.site_name for row in response.context["rows"]] == ["Site One", "Site Two"]
+    assert response.context["chosen_kpi"] == "enrolment_vs_target"
+    assert set(response.context["form"].errors) == {"sort", "dir", "kpi", "country", "status"}
+    assert client.get(csv_url(scored.study_a), params).status_code == 200
+
+
+def test_minimum_kpis_error_is_shown_on_its_field(scored, client_as):
+    client = client_as(scored.sponsor_lead_a)
+    response = client.post(settings_url(scored.study_a), settings_post(minimum_kpis="14"))
+    assert response.status_code == 400
+    assert "only 13 KPIs count" in response.context["form"].errors["minimum_kpis"][0]
+    assert not ScorecardConfig.objects.exists()
