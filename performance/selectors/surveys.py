@@ -169,12 +169,11 @@ def survey_feedback_by_cro(*, study_ids, cro_ids=None) -> dict[int, dict]:
     """Site feedback per CRO for the CRO scorecard, in one aggregate query:
     ``{cro_id: {"n": int, "means": {question: Decimal (1 decimal)}, "hidden": bool}}`` over
     every answer in ``study_ids`` attributed to the CRO (``hidden``: fewer than 3 answers,
-    show n only). CROs with no answer are absent."""
-    responses = SurveyResponse.objects.filter(
-        survey__study_id__in=list(study_ids), cro__isnull=False
-    )
+    show n only). CROs with no answer are absent. ``study_ids`` and ``cro_ids`` may be
+    querysets of ids (they become subqueries of the one query)."""
+    responses = SurveyResponse.objects.filter(survey__study_id__in=study_ids, cro__isnull=False)
     if cro_ids is not None:
-        responses = responses.filter(cro_id__in=list(cro_ids))
+        responses = responses.filter(cro_id__in=cro_ids)
     rows = (
         responses.order_by()
         .values("cro_id")
