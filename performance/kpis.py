@@ -393,19 +393,36 @@ def study_kpis_series(
 ) -> dict[datetime.date, dict[int, dict[str, KpiValue]]]:
     """``{period: {study_site_id: {slug: KpiValue}}}`` for several months at once (a trend),
     in the same four queries as one month."""
+    return study_kpis_series_with_totals(
+        study=study, periods=periods, minimum_samples=minimum_samples
+    )[0]
+
+
+def study_kpis_series_with_totals(
+    *, study: Study, periods: list[datetime.date], minimum_samples: dict | None = None
+) -> tuple[dict, dict[str, KpiValue]]:
+    """``study_kpis_series`` and, from the same four queries, the study's totals at the
+    latest of the periods (see ``study_totals``)."""
     months = sorted({period_bounds(period)[0] for period in periods})
     ends = [period_bounds(month)[1] for month in months]
     by_end = _inputs_by_end(study, ends)
+    minimum_samples = minimum_samples or {}
     series = {}
     for month, end in zip(months, ends, strict=True):
         fraction = elapsed_fraction(study, end)
         series[month] = {
-            site_id: kpis_from_inputs(
-                inputs, fraction=fraction, minimum_samples=minimum_samples or {}
-            )
+            site_id: kpis_from_inputs(inputs, fraction=fraction, minimum_samples=minimum_samples)
             for site_id, inputs in by_end[end][0].items()
         }
-    return series
+    return series, _totals(study, ends[-1], *by_end[ends[-1]], minimum_samples)
+
+
+def _totals(study: Study, end, by_site, study_ack, minimum_samples: dict) -> dict[str, KpiValue]:
+    total = sum(by_site.values(), KpiInputs(cra_sites=0))
+    total.ack_median, total.ack_n = study_ack
+    return kpis_from_inputs(
+        total, fraction=elapsed_fraction(study, end), minimum_samples=minimum_samples
+    )
 
 
 def study_totals(
@@ -415,12 +432,7 @@ def study_totals(
     ``key_ack_hours`` is the median over all the study's acknowledgements, and
     ``cra_changes_12m`` the distinct CRAs per study-site (sum over sites ÷ sites)."""
     _, end = period_bounds(period)
-    by_site, (ack_median, ack_n) = _inputs_by_end(study, [end])[end]
-    total = sum(by_site.values(), KpiInputs(cra_sites=0))
-    total.ack_median, total.ack_n = ack_median, ack_n
-    return kpis_from_inputs(
-        total, fraction=elapsed_fraction(study, end), minimum_samples=minimum_samples or {}
-    )
+    return _totals(study, end, *_inputs_by_end(study, [end])[end], minimum_samples or {})
 
 
 __all__ = [
@@ -431,5 +443,6 @@ __all__ = [
     "kpis_from_inputs",
     "study_kpis",
     "study_kpis_series",
+    "study_kpis_series_with_totals",
     "study_totals",
 ]

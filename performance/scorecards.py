@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from django.db.models import Max
 
-from performance.kpis import KPI_SLUGS, KpiValue, period_bounds, study_kpis_series, study_totals
+from performance.kpis import KPI_SLUGS, KpiValue, period_bounds, study_kpis_series_with_totals
 from performance.models import MetricSnapshot, ScorecardConfig
 from sites.models import StudySite
 from trialhub.models import Study
@@ -201,6 +201,7 @@ class Scorecard:
     period: datetime.date
     settings: ScorecardSettings
     rows: list[ScorecardRow]
+    ranked: int = 0  # the study's sites with a composite (the N of "rank 3 of N")
     totals: dict[str, KpiCell] | None = None
 
     def as_api(self) -> dict:
@@ -244,7 +245,7 @@ def _cells(kpis: dict[str, KpiValue], settings: ScorecardSettings) -> dict[str, 
     }
 
 
-def _months_back(period: datetime.date, count: int) -> list[datetime.date]:
+def months_back(period: datetime.date, count: int) -> list[datetime.date]:
     month_index = period.year * 12 + period.month - 1
     return [
         datetime.date((month_index - back) // 12, (month_index - back) % 12 + 1, 1)
@@ -269,8 +270,8 @@ def study_scorecard(
     """
     settings = settings or study_settings(study)
     period = period_bounds(period)[0]
-    months = _months_back(period, max(trend_months, 1))
-    series = study_kpis_series(
+    months = months_back(period, max(trend_months, 1))
+    series, totals = study_kpis_series_with_totals(
         study=study, periods=months, minimum_samples=settings.minimum_samples
     )
     current = series[period]
@@ -303,13 +304,14 @@ def study_scorecard(
             )
         )
     rows.sort(key=lambda row: (row.rank is None, row.rank or 0, row.site_name))
-    totals = None
-    if with_totals:
-        totals = _cells(
-            study_totals(study=study, period=period, minimum_samples=settings.minimum_samples),
-            settings,
-        )
-    return Scorecard(study=study, period=period, settings=settings, rows=rows, totals=totals)
+    return Scorecard(
+        study=study,
+        period=period,
+        settings=settings,
+        rows=rows,
+        ranked=sum(score is not None for score in scores.values()),
+        totals=_cells(totals, settings) if with_totals else None,
+    )
 
 
 def settings_as_dict(settings: ScorecardSettings) -> dict:
@@ -333,6 +335,7 @@ __all__ = [
     "default_period",
     "effective_settings",
     "latest_period",
+    "months_back",
     "points",
     "rag",
     "ranks",

@@ -32,7 +32,7 @@ from performance.forms_scorecards import (
     ScorecardSettingsForm,
     safe_period,
 )
-from performance.kpis import study_kpis, study_kpis_series
+from performance.kpis import study_kpis_series
 from performance.models import MetricSnapshot
 from performance.permissions import can_manage_scorecard
 from performance.scorecards import (
@@ -44,6 +44,7 @@ from performance.scorecards import (
     ScorecardSettings,
     composite,
     default_period,
+    months_back,
     rag,
     ranks,
     study_settings,
@@ -71,25 +72,6 @@ STATUS_LABELS = dict(StudySiteStatus.choices)
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def _months_back(period: datetime.date, count: int) -> list[datetime.date]:
-    index = period.year * 12 + period.month - 1
-    return [
-        datetime.date((index - back) // 12, (index - back) % 12 + 1, 1)
-        for back in range(count - 1, -1, -1)
-    ]
-
-
-def _ranked_count(card: Scorecard, site_user: bool) -> int:
-    """How many of the study's sites have a rank (the N of "3 of N"). A site user's card holds
-    only its own rows, so the study's scores are read once more (four queries)."""
-    if not site_user:
-        return sum(row.rank is not None for row in card.rows)
-    kpis = study_kpis(
-        study=card.study, period=card.period, minimum_samples=card.settings.minimum_samples
-    )
-    return sum(composite(values, card.settings) is not None for values in kpis.values())
 
 
 def _sort_key(sort: str):
@@ -311,7 +293,7 @@ def study_scorecard_page(request: HttpRequest, study_id: int) -> HttpResponse:
         "settings": card.settings,
         "kpis": list(card.settings.kpis.items()),
         "headers": _headers(request, card.settings, data["sort"], data["direction"]),
-        "ranked": _ranked_count(card, site_user),
+        "ranked": card.ranked,
         "totals": card.totals,
         "can_manage": can_manage,
         "chosen_kpi": kpi,
@@ -479,7 +461,7 @@ def study_site_scorecard(request: HttpRequest, study_site_id: int) -> HttpRespon
     count = (form.cleaned_data["months"] or TREND_MONTHS) if form.is_valid() else TREND_MONTHS
     settings = study_settings(study)
     period = default_period(study, timezone.localdate())
-    months = _months_back(period, count)
+    months = months_back(period, count)
     series = study_kpis_series(
         study=study, periods=months, minimum_samples=settings.minimum_samples
     )
@@ -538,14 +520,6 @@ def _site_history_context(request: HttpRequest, site) -> dict:
     site_user = is_site_user(request.user)
     history = site_history_for_user(request.user, site, today=today, months=TREND_MONTHS)
     for entry in history:
-        kpis = study_kpis(
-            study=entry["study"],
-            period=entry["period"],
-            minimum_samples=entry["settings"].minimum_samples,
-        )
-        entry["ranked"] = sum(
-            composite(values, entry["settings"]) is not None for values in kpis.values()
-        )
         entry["kpis"] = list(entry["settings"].kpis.items())
     recognitions = (
         recognitions_for_user(request.user)

@@ -63,7 +63,7 @@ def site_history_for_user(
     user: AbstractBaseUser | None, site: Site, *, today: datetime.date, months: int = 12
 ) -> list[dict]:
     """The site's monthly scorecard rows in every study of it the user can see, newest study
-    first: ``[{"study_site", "study", "sponsor", "period", "row", "settings"}]``.
+    first: ``[{"study_site", "study", "sponsor", "period", "row", "ranked", "settings"}]``.
     Four queries per study plus two; ``site`` comes from ``sites.selectors.site_for_user``.
     """
     study_sites = (
@@ -91,6 +91,7 @@ def site_history_for_user(
                 "sponsor": study.sponsor,
                 "period": card.period,
                 "row": card.rows[0] if card.rows else None,
+                "ranked": card.ranked,
                 "settings": settings,
             }
         )
