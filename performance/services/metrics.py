@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from performance.models import COUNT_FIELDS, VALUE_FIELDS, MetricSnapshot
@@ -18,6 +18,7 @@ from sites.selectors import study_sites_for_user
 
 PERIOD_PATTERN = re.compile(r"^(\d{4})-(\d{2})$")
 ROW_FIELDS = frozenset({"study_site", "period", *VALUE_FIELDS})
+_OPENED, _RESOLVED = VALUE_FIELDS.index("queries_opened"), VALUE_FIELDS.index("queries_resolved")
 MAX_LAG_DAYS = Decimal("99999.9")
 
 
@@ -42,6 +43,11 @@ class MetricRowsInvalid(ValidationError):
 
 
 def _parse_count(value) -> tuple[int | None, str | None]:
+    # The common cases first (a CSV cell of digits, a JSON integer): 13 calls a row.
+    if type(value) is str and value.isascii() and value.isdigit():
+        return int(value), None
+    if type(value) is int:
+        return (value, None) if value >= 0 else (None, "Must not be negative.")
     if isinstance(value, bool):
         return None, "Must be a whole number."
     if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
@@ -119,14 +125,14 @@ def _parse_row(row, latest: datetime.date) -> tuple[dict, dict[str, str]]:
 
 
 def _check_cumulative_queries(
-    rows: list[tuple[int, dict]], existing: dict[tuple[int, datetime.date], MetricSnapshot]
+    rows: list[tuple[int, dict]], existing: dict[tuple[int, datetime.date], tuple]
 ) -> dict[int, str]:
     """Queries resolved so far must not exceed queries opened so far, month by month, with
     the upload's rows in place of the stored ones. Errors go to the upload row at or before
     the month where the totals first cross."""
     months: dict[int, dict[datetime.date, tuple[int, int, int | None]]] = defaultdict(dict)
-    for (study_site_id, period), snapshot in existing.items():
-        months[study_site_id][period] = (snapshot.queries_opened, snapshot.queries_resolved, None)
+    for (study_site_id, period), stored in existing.items():
+        months[study_site_id][period] = (stored[_OPENED], stored[_RESOLVED], None)
     for index, values in rows:
         months[values["study_site_id"]][values["period"]] = (
             values["queries_opened"],
@@ -199,9 +205,12 @@ def metric_snapshots_upsert(*, actor, rows: list[dict], now=None) -> UpsertResul
         else:
             valid.append((index, values))
 
+    # The stored rows of those study-sites as tuples of VALUE_FIELDS (not model instances).
     existing = {
-        (snapshot.study_site_id, snapshot.period): snapshot
-        for snapshot in MetricSnapshot.objects.filter(study_site_id__in=set(study_site_study))
+        (study_site_id, period): tuple(stored)
+        for study_site_id, period, *stored in MetricSnapshot.objects.filter(
+            study_site_id__in=set(study_site_study)
+        ).values_list("study_site_id", "period", *VALUE_FIELDS)
     }
     for index, message in _check_cumulative_queries(valid, existing).items():
         row_errors.setdefault(index, {})["queries_resolved"] = message
@@ -210,26 +219,36 @@ def metric_snapshots_upsert(*, actor, rows: list[dict], now=None) -> UpsertResul
     return _upsert(actor=actor, rows=[values for _, values in valid], existing=existing, now=now)
 
 
+_UPSERT_COLUMNS = ("study_site_id", "period", *VALUE_FIELDS)
+_ARRAY_TYPES = {"study_site_id": "bigint", "period": "date", "data_entry_lag_days": "numeric"}
+# One INSERT ... SELECT FROM unnest(one array per column) ON CONFLICT DO UPDATE for the whole
+# upload: the statement is the same size whatever the number of rows, and PostgreSQL does the
+# row building that Django's bulk_create would do value by value.
+_UPSERT_SQL = (  # Identifiers are the model's constants; every value is a parameter.
+    f"INSERT INTO {MetricSnapshot._meta.db_table} "  # noqa: S608
+    f"({', '.join(_UPSERT_COLUMNS)}, created_at, updated_at, updated_by_id) "
+    "SELECT *, %s, %s, %s FROM unnest("
+    + ", ".join(f"%s::{_ARRAY_TYPES.get(column, 'integer')}[]" for column in _UPSERT_COLUMNS)
+    + ") ON CONFLICT (study_site_id, period) DO UPDATE SET "
+    + ", ".join(
+        f"{column} = EXCLUDED.{column}" for column in (*VALUE_FIELDS, "updated_at", "updated_by_id")
+    )
+)
+
+
 def _upsert(*, actor, rows: list[dict], existing: dict, now) -> UpsertResult:
     created = updated = 0
     changed = []
     for values in rows:
         stored = existing.get((values["study_site_id"], values["period"]))
-        if stored is not None and all(
-            getattr(stored, field) == values[field] for field in VALUE_FIELDS
-        ):
+        if stored is not None and stored == tuple(values[field] for field in VALUE_FIELDS):
             continue
         created, updated = (created + 1, updated) if stored is None else (created, updated + 1)
-        changed.append(MetricSnapshot(**values, created_at=now, updated_at=now, updated_by=actor))
+        changed.append(values)
     if changed:
-        with transaction.atomic():
-            # One INSERT ... ON CONFLICT (study_site_id, period) DO UPDATE for the whole list.
-            MetricSnapshot.objects.bulk_create(
-                changed,
-                update_conflicts=True,
-                unique_fields=["study_site", "period"],
-                update_fields=[*VALUE_FIELDS, "updated_at", "updated_by"],
-            )
+        arrays = [[values[column] for values in changed] for column in _UPSERT_COLUMNS]
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_UPSERT_SQL, [now, now, actor.pk, *arrays])
     return UpsertResult(created=created, updated=updated, unchanged=len(rows) - len(changed))
 
 
