@@ -192,3 +192,36 @@ def test_sponsor_b_ran_a_closed_survey_answered_by_five_site_people(seeded):
     scores = set(answers.values_list("cra_responsiveness", flat=True))
     assert min(scores) <= 2 and max(scores) == 5
     assert answers.exclude(comment="").count() == 5
+
+
+def test_recognitions_were_announced_to_the_recognised_sites_digests(seeded):
+    from comms.models import Delivery, DeliveryKind, Message
+
+    announcements = Message.objects.filter(dedup_key__startswith="recognition-")
+    assert announcements.count() == 3, "one per study"
+    assert not Recognition.objects.filter(announced_at__isnull=True).exists()
+    charite_items = Delivery.objects.filter(
+        message__in=announcements,
+        recipient__username="site_coord",
+        kind=DeliveryKind.MESSAGE,
+        channel="in_app",
+    )
+    assert charite_items.count() == 2 and all(item.digest_id for item in charite_items), (
+        "Charité hears of its two recognitions in its digests"
+    )
+
+
+def test_the_practice_library_has_published_and_proposed_notes(seeded):
+    from comms.models import Message
+    from performance.models import PracticeNote, PracticeStatus
+
+    notes = PracticeNote.objects.order_by("title")
+    assert notes.count() == 3
+    assert notes.filter(status=PracticeStatus.PUBLISHED).count() == 2
+    proposed = notes.get(status=PracticeStatus.PROPOSED)
+    assert proposed.author.username == "site_coord"
+    assert proposed.sponsor.name.startswith("Sponsor B")
+    assert (
+        Message.objects.filter(category="newsletter", subject__startswith="Best practice").count()
+        == 3
+    )

@@ -1,6 +1,7 @@
 """The demo's performance data (PRODUCT.md "Demo data" and "Performance"): twelve months of
-metric snapshots, Sponsor B's scorecard settings, the last quarter's recognitions and a
-closed site-feedback survey — all through the ``performance`` services.
+metric snapshots, Sponsor B's scorecard settings, the last quarter's recognitions (announced
+by the sponsor leads early this quarter), a closed site-feedback survey and a few best-practice
+notes — all through the ``performance`` services.
 
 The story, per study (profiles below; the numbers follow from them and the milestones):
 
@@ -34,11 +35,15 @@ from dataclasses import dataclass, replace
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from comms.models import Channel, Delivery, DeliveryKind, DeliveryState
+from comms.services import digest_emails_deliver, digests_build
 from performance.kpis import elapsed_fraction
-from performance.models import Recognition, ScorecardConfig, Survey
+from performance.models import PracticeNote, Recognition, ScorecardConfig, Survey
 from performance.services.metrics import metric_snapshots_upsert
+from performance.services.practices import practice_note_create, practice_note_publish
 from performance.services.scorecards import (
     quarter_start,
+    recognitions_announce,
     recognitions_award,
     scorecard_config_update,
 )
@@ -162,10 +167,104 @@ def seed_performance(*, now: datetime.datetime) -> None:
     _snapshots(months, now)
     _scorecard_config(today)
     quarter = _previous_quarter(today)
+    # Each sponsor lead announced last quarter's recognitions this quarter, within the
+    # message history's six weeks.
+    early_in_quarter = _morning(quarter_start(today) + datetime.timedelta(days=2), 10)
+    announced_at = min(max(early_in_quarter, now - datetime.timedelta(days=21)), now)
     for study in Study.objects.filter(code__in=(ONC, CAR, NEU)).order_by("code"):
         if not Recognition.objects.filter(study_site__study=study, quarter=quarter).exists():
             recognitions_award(study=study, quarter=quarter)
+        pending = Recognition.objects.filter(
+            study_site__study=study, quarter=quarter, announced_at__isnull=True
+        )
+        if pending.exists():
+            lead = "sponsor_b" if study.code == NEU else "sponsor_a"
+            recognitions_announce(
+                study=study,
+                quarter=quarter,
+                actor=User.objects.get(username=lead),
+                now=announced_at,
+            )
     _survey(today)
+    _practice_notes(today)
+    _deliver_due_digests(now)
+
+
+def _deliver_due_digests(now: datetime.datetime) -> None:
+    """The announcements and newsletters above are info-tier digest lines: build the digests
+    that fell due since (oldest first, as the sweep would have) and send their emails."""
+    due_times = (
+        Delivery.objects.filter(state=DeliveryState.PENDING, due_at__lte=now)
+        .order_by("due_at")
+        .values_list("due_at", flat=True)
+        .distinct()
+    )
+    for at in list(due_times):
+        digests_build(now=at)
+        emails = Delivery.objects.filter(
+            kind=DeliveryKind.DIGEST, channel=Channel.EMAIL, state=DeliveryState.PENDING
+        ).values_list("digest_id", flat=True)
+        digest_emails_deliver(digest_ids=list(emails), now=at)
+
+
+PRACTICE_NOTES = (
+    # (author, sponsor, title, body, therapeutic area, tags, published to)
+    (
+        "sponsor_a",
+        "sponsor_a",
+        "Pre-screen EGFR status before the screening visit",
+        "Ask the pathology lab for the EGFR result of archived tissue as soon as a candidate is "
+        "identified; sites that did so halved their screen failures on SPA-ONC-301.",
+        "Oncology",
+        ["screening", "pre-screening"],
+        ["SPA-ONC-301"],
+    ),
+    (
+        "cro_pm",
+        "sponsor_a",
+        "A 48-hour data-entry rule after each visit",
+        "Block 30 minutes in the coordinator's calendar after every visit for EDC entry; the "
+        "monitoring visit then reviews data instead of chasing it.",
+        "",
+        ["data-entry", "edc"],
+        ["SPA-ONC-301", "SPA-CAR-202"],
+    ),
+    (
+        "site_coord",
+        "sponsor_b",
+        "One CRA hand-over meeting with the whole site team",
+        "When the CRA changes, hold one meeting with the outgoing and incoming CRA, the PI and "
+        "the coordinators; it saved our site weeks of re-explaining local processes.",
+        "",
+        ["cra", "continuity"],
+        [],
+    ),
+)
+
+
+def _practice_notes(today: datetime.date) -> None:
+    """Sponsor A's library has two published notes (its own and the CRO's); Charité, a
+    recognised site, proposed one to Sponsor B that is waiting for publication."""
+    if PracticeNote.objects.exists():
+        return
+    written = _morning(today - datetime.timedelta(days=30))
+    for author, sponsor, title, body, area, tags, studies in PRACTICE_NOTES:
+        note = practice_note_create(
+            actor=User.objects.get(username=author),
+            sponsor=User.objects.get(username=sponsor).membership.organization,
+            title=title,
+            body=body,
+            therapeutic_area=area,
+            tags=tags,
+            now=written,
+        )
+        if studies:
+            practice_note_publish(
+                note=note,
+                actor=User.objects.get(username=sponsor),
+                studies=Study.objects.filter(code__in=studies),
+                now=written + datetime.timedelta(days=1),
+            )
 
 
 def _months(today: datetime.date) -> list[datetime.date]:

@@ -12,7 +12,9 @@ The data lives in ``_demo_data``; the sponsor–CRO coordination log (status upd
 and action items) too. The message history — six weeks of messages, approvals, endorsements,
 digests, acknowledgements and escalations replayed through the comms services with a
 backdated clock — lives in ``_demo_messages`` and is loaded once (skipped when the demo
-studies already have messages). Metric snapshots come with the ``performance`` app.
+studies already have messages). The performance data (twelve months of snapshots, Sponsor B's
+scorecard settings, last quarter's recognitions, a closed survey, practice notes) lives in
+``_demo_performance``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from comms.models import Delivery, Digest, Message
+from performance.models import MetricSnapshot, PracticeNote, Recognition, SurveyResponse
 from sites.models import MILESTONE_FIELDS, Site, StudySite, TrainingRecord
 from sites.services import site_create, study_site_create, training_record_create
 from trialhub.management.commands import _demo_data as demo
@@ -409,4 +412,8 @@ def _counts() -> dict[str, int]:
         "messages": Message.objects.count(),
         "digests": Digest.objects.count(),
         "deliveries": Delivery.objects.count(),
+        "metric snapshots": MetricSnapshot.objects.count(),
+        "recognitions": Recognition.objects.count(),
+        "survey answers": SurveyResponse.objects.count(),
+        "practice notes": PracticeNote.objects.count(),
     }
