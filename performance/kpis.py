@@ -217,16 +217,22 @@ _ACK_MEDIANS_SQL = """
     WHERE study_site.study_id = %(study)s AND delivery.kind = %(kind)s
       AND delivery.channel = %(channel)s AND delivery.tier = ANY(%(tiers)s)
       AND delivery.delivered_at IS NOT NULL
-    GROUP BY GROUPING SETS ((ends.end_at, delivery.study_site_id), (ends.end_at))
+    GROUP BY {grouping}
 """
 
 
-def _ack_medians(study: Study, ends: list[datetime.date]) -> dict[datetime.date, dict]:
+def _ack_medians(
+    study: Study, ends: list[datetime.date], *, study_wide: bool
+) -> dict[datetime.date, dict]:
     """``{end: {study_site_id: (median hours, n)}}`` of the acknowledged key and critical
-    in-app deliveries before each end, with the whole study's under the key ``None``."""
+    in-app deliveries before each end, with the whole study's under the key ``None`` when
+    ``study_wide`` (a median of its own: it costs as much again, so only for totals)."""
     instants = {_end_instant(end): end for end in ends}
+    per_site = "ends.end_at, delivery.study_site_id"
     sql = _ACK_MEDIANS_SQL.format(
-        delivery=Delivery._meta.db_table, study_site=StudySite._meta.db_table
+        delivery=Delivery._meta.db_table,
+        study_site=StudySite._meta.db_table,
+        grouping=f"GROUPING SETS (({per_site}), (ends.end_at))" if study_wide else per_site,
     )
     params = {
         "ends": list(instants),
@@ -270,9 +276,12 @@ def _cra_counts(study: Study, ends: list[datetime.date]) -> dict[datetime.date, 
     return counts
 
 
-def _inputs_by_end(study: Study, ends: list[datetime.date]) -> dict[datetime.date, tuple]:
-    """``{end: ({study_site_id: KpiInputs}, (study ack median, n))}`` in four queries."""
-    sums, acks = _snapshot_sums(study, ends), _ack_medians(study, ends)
+def _inputs_by_end(
+    study: Study, ends: list[datetime.date], *, totals: bool = True
+) -> dict[datetime.date, tuple]:
+    """``{end: ({study_site_id: KpiInputs}, (study ack median, n))}`` in four queries (the
+    study's median is ``(None, 0)`` unless ``totals``)."""
+    sums, acks = _snapshot_sums(study, ends), _ack_medians(study, ends, study_wide=totals)
     cras = _cra_counts(study, ends)
     study_sites = list(
         StudySite.objects.filter(study=study).values(
@@ -394,18 +403,22 @@ def study_kpis_series(
     """``{period: {study_site_id: {slug: KpiValue}}}`` for several months at once (a trend),
     in the same four queries as one month."""
     return study_kpis_series_with_totals(
-        study=study, periods=periods, minimum_samples=minimum_samples
+        study=study, periods=periods, minimum_samples=minimum_samples, totals=False
     )[0]
 
 
 def study_kpis_series_with_totals(
-    *, study: Study, periods: list[datetime.date], minimum_samples: dict | None = None
-) -> tuple[dict, dict[str, KpiValue]]:
+    *,
+    study: Study,
+    periods: list[datetime.date],
+    minimum_samples: dict | None = None,
+    totals: bool = True,
+) -> tuple[dict, dict[str, KpiValue] | None]:
     """``study_kpis_series`` and, from the same four queries, the study's totals at the
-    latest of the periods (see ``study_totals``)."""
+    latest of the periods (see ``study_totals``; ``None`` unless ``totals``)."""
     months = sorted({period_bounds(period)[0] for period in periods})
     ends = [period_bounds(month)[1] for month in months]
-    by_end = _inputs_by_end(study, ends)
+    by_end = _inputs_by_end(study, ends, totals=totals)
     minimum_samples = minimum_samples or {}
     series = {}
     for month, end in zip(months, ends, strict=True):
@@ -414,6 +427,8 @@ def study_kpis_series_with_totals(
             site_id: kpis_from_inputs(inputs, fraction=fraction, minimum_samples=minimum_samples)
             for site_id, inputs in by_end[end][0].items()
         }
+    if not totals:
+        return series, None
     return series, _totals(study, ends[-1], *by_end[ends[-1]], minimum_samples)
 
 

@@ -272,7 +272,7 @@ def study_scorecard(
     period = period_bounds(period)[0]
     months = months_back(period, max(trend_months, 1))
     series, totals = study_kpis_series_with_totals(
-        study=study, periods=months, minimum_samples=settings.minimum_samples
+        study=study, periods=months, minimum_samples=settings.minimum_samples, totals=with_totals
     )
     current = series[period]
     scores = {site_id: composite(kpis, settings) for site_id, kpis in current.items()}

@@ -236,6 +236,12 @@ _UPSERT_SQL = (  # Identifiers are the model's constants; every value is a param
 )
 
 
+def _array_literal(values) -> str:
+    """A PostgreSQL array literal of validated numbers and dates (``{1,2,NULL}``): built as
+    one string, it spares the driver adapting 100,000 values one by one."""
+    return "{" + ",".join("NULL" if value is None else str(value) for value in values) + "}"
+
+
 def _upsert(*, actor, rows: list[dict], existing: dict, now) -> UpsertResult:
     created = updated = 0
     changed = []
@@ -246,7 +252,9 @@ def _upsert(*, actor, rows: list[dict], existing: dict, now) -> UpsertResult:
         created, updated = (created + 1, updated) if stored is None else (created, updated + 1)
         changed.append(values)
     if changed:
-        arrays = [[values[column] for values in changed] for column in _UPSERT_COLUMNS]
+        arrays = [
+            _array_literal(values[column] for values in changed) for column in _UPSERT_COLUMNS
+        ]
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(_UPSERT_SQL, [now, now, actor.pk, *arrays])
     return UpsertResult(created=created, updated=updated, unchanged=len(rows) - len(changed))
