@@ -19,7 +19,8 @@ Tenancy: none here; callers pass a study resolved through ``performance.selector
 from __future__ import annotations
 
 import datetime
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from django.db.models import Max
 
@@ -64,8 +65,9 @@ DEFAULT_KPI_SETTINGS: dict[str, KpiSetting] = {
         "Retention risk: more than one in five patients leaving early.",
     ),
     "activation_cycle_days": KpiSetting(
-        "Activation cycle", LOWER, 90, 120, 1, 1, "days",
-        "Selection to site initiation visit: 90 days is the usual start-up target.",
+        "Activation cycle", LOWER, 90, 180, 1, 1, "days",
+        "Selection to site initiation visit: 90 days is the usual start-up target; "
+        "twice that is red.",
     ),
     "days_to_first_patient": KpiSetting(
         "Time to first patient", LOWER, 30, 60, 1, 1, "days",
@@ -109,11 +111,12 @@ class ScorecardSettings:
     kpis: dict[str, KpiSetting]
     minimum_kpis: int = DEFAULT_MINIMUM_KPIS
 
-    @property
+    # Cached: a scorecard of 1,000 sites asks for these once per site and month.
+    @cached_property
     def minimum_samples(self) -> dict[str, int]:
         return {slug: setting.minimum_samples for slug, setting in self.kpis.items()}
 
-    @property
+    @cached_property
     def counted(self) -> list[str]:
         return [slug for slug, s in self.kpis.items() if s.enabled and s.weight > 0]
 
@@ -314,13 +317,6 @@ def study_scorecard(
     )
 
 
-def settings_as_dict(settings: ScorecardSettings) -> dict:
-    return {
-        "minimum_kpis": settings.minimum_kpis,
-        "kpis": {slug: asdict(setting) for slug, setting in settings.kpis.items()},
-    }
-
-
 __all__ = [
     "DEFAULT_KPI_SETTINGS",
     "EDITABLE_FIELDS",
@@ -339,7 +335,6 @@ __all__ = [
     "points",
     "rag",
     "ranks",
-    "settings_as_dict",
     "study_scorecard",
     "study_settings",
 ]
