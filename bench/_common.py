@@ -90,16 +90,28 @@ def bench_redis_url() -> str:
 
 
 @contextlib.contextmanager
-def bench_environment(name: str, redis_url: str | None = None) -> Iterator[SimpleNamespace]:
-    """Create, migrate and finally drop ``benchcomms_<name>``; Django is set up inside.
+def bench_environment(
+    name: str,
+    redis_url: str | None = None,
+    *,
+    database: str | None = None,
+    recreate: bool = True,
+    keep: bool | None = None,
+) -> Iterator[SimpleNamespace]:
+    """Create, migrate and finally drop ``database`` (default ``benchcomms_<name>``); Django
+    is set up inside. ``recreate=False`` migrates an existing database instead (a bench that
+    reuses its data); ``keep`` (default: ``BENCH_KEEP_DATABASE=1``) leaves it at the end.
 
     Settings as in development except ``DEBUG = False`` (no query log, no template debug),
     the MD5 password hasher and Django's in-memory email backend. Celery and the cache use
     ``redis_url`` (default: the bench db of the machine's Redis, ``bench_redis_url()``)."""
-    database = f"benchcomms_{name}"
+    database = database or f"benchcomms_{name}"
     redis_url = redis_url or bench_redis_url()
-    _maintenance(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    _maintenance(f'CREATE DATABASE "{database}"')
+    if keep is None:
+        keep = os.environ.get("BENCH_KEEP_DATABASE") == "1"
+    if recreate:
+        _maintenance(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        _maintenance(f'CREATE DATABASE "{database}"')
     # Settings read these when django.setup() imports them.
     os.environ["DATABASE_URL"] = database_url(database)
     for variable in ("REDIS_URL", "CELERY_BROKER_URL", "CACHE_URL"):
@@ -134,8 +146,8 @@ def bench_environment(name: str, redis_url: str | None = None) -> Iterator[Simpl
             from django.db import connections
 
             connections.close_all()
-        if os.environ.get("BENCH_KEEP_DATABASE") == "1":  # for looking into a figure afterwards
-            print(f"kept database {database} (BENCH_KEEP_DATABASE=1): drop it when done")
+        if keep:  # for looking into a figure afterwards, or reusing the data next time
+            print(f"kept database {database}: drop it when done")
         else:
             _maintenance(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 

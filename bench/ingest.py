@@ -41,25 +41,20 @@ repository root (or ``make bench``).
 
 from __future__ import annotations
 
-import contextlib
 import cProfile
 import csv
 import datetime
 import io
 import json
 import os
-import platform
 import pstats
 import random
 import time
 from decimal import Decimal
 
 from _common import (
-    _maintenance,
-    _memory,
-    bench_redis_url,
+    bench_environment,
     build_population,
-    database_url,
     load_average,
 )
 
@@ -74,51 +69,6 @@ LIKE = f"LIKE {TABLE} INCLUDING DEFAULTS INCLUDING IDENTITY"  # columns, no inde
 
 
 # --- the database ---------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def ingest_environment():
-    """``bench_environment`` of ``_common`` on a database named ``benchingestdb``."""
-    redis_url = bench_redis_url()
-    _maintenance(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-    _maintenance(f'CREATE DATABASE "{DATABASE}"')
-    os.environ["DATABASE_URL"] = database_url(DATABASE)
-    for variable in ("REDIS_URL", "CELERY_BROKER_URL", "CACHE_URL"):
-        os.environ[variable] = redis_url
-    for variable in ("CELERY_BROKER_READ_URL", "CELERY_BROKER_WRITE_URL"):
-        os.environ.pop(variable, None)
-    os.environ["EMAIL_URL"] = "memorymail://"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trialhub.settings")
-    try:
-        import django
-
-        django.setup()
-        from django.conf import settings
-        from django.core.management import call_command
-        from django.db import connection
-
-        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-        settings.DEBUG = False
-        call_command("migrate", verbosity=0, interactive=False)
-        with connection.cursor() as cursor:
-            cursor.execute("SHOW server_version")
-            server_version = cursor.fetchone()[0].split(" ")[0]
-        print(
-            f"PostgreSQL {server_version}, Python {platform.python_version()}, "
-            f"Django {django.get_version()}, {os.cpu_count()} CPUs, {_memory()}, "
-            f"load average {load_average()}; database {DATABASE}, Redis {redis_url}",
-            flush=True,
-        )
-        yield
-    finally:
-        with contextlib.suppress(Exception):
-            from django.db import connections
-
-            connections.close_all()
-        if os.environ.get("BENCH_KEEP_DATABASE") == "1":
-            print(f"kept database {DATABASE} (BENCH_KEEP_DATABASE=1): drop it when done")
-        else:
-            _maintenance(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
 
 
 def execute(sql: str, params=None) -> None:
@@ -394,7 +344,7 @@ def print_figures(title: str, lines: list[tuple], copy_rate: float) -> None:
 
 def main() -> None:
     global COPY_COLUMNS
-    with ingest_environment():
+    with bench_environment("ingest", database=DATABASE):
         from _common import analyze
         from django.conf import settings
         from django.test import Client

@@ -54,7 +54,6 @@ import cProfile
 import datetime
 import io
 import os
-import platform
 import pstats
 import random
 import statistics
@@ -68,10 +67,7 @@ os.environ.setdefault("BENCH_REDIS_DB", "10")
 
 from _common import (  # noqa: E402 - BENCH_REDIS_DB is read when _common is imported
     Row,
-    _maintenance,
-    _memory,
-    bench_redis_url,
-    database_url,
+    bench_environment,
     load_average,
     median,
     percentile,
@@ -147,47 +143,12 @@ def _population_complete() -> bool | None:
 
 @contextlib.contextmanager
 def scorecard_environment():
-    """Django on ``benchscdb``: reused when complete, else (re)created; migrated either way."""
+    """Django on ``benchscdb``: reused when its population is complete, else (re)created;
+    migrated either way and kept (``BENCH_SCORECARD_DROP=1`` drops it at the end)."""
     complete = _population_complete()
-    if not complete:
-        _maintenance(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        _maintenance(f'CREATE DATABASE "{DATABASE}"')
-    redis_url = bench_redis_url()
-    os.environ["DATABASE_URL"] = database_url(DATABASE)
-    for variable in ("REDIS_URL", "CELERY_BROKER_URL", "CACHE_URL"):
-        os.environ[variable] = redis_url
-    for variable in ("CELERY_BROKER_READ_URL", "CELERY_BROKER_WRITE_URL"):
-        os.environ.pop(variable, None)
-    os.environ["EMAIL_URL"] = "memorymail://"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trialhub.settings")
-    try:
-        import django
-
-        django.setup()
-        from django.conf import settings
-        from django.core.management import call_command
-        from django.db import connection
-
-        settings.DEBUG = False
-        call_command("migrate", verbosity=0, interactive=False)
-        with connection.cursor() as cursor:
-            cursor.execute("SHOW server_version")
-            server_version = cursor.fetchone()[0].split(" ")[0]
-        print(
-            f"PostgreSQL {server_version}, Python {platform.python_version()}, "
-            f"Django {django.get_version()}, {os.cpu_count()} CPUs, {_memory()}, "
-            f"load average {load_average()}; database {DATABASE}, Redis {redis_url}",
-            flush=True,
-        )
+    keep = os.environ.get("BENCH_SCORECARD_DROP") != "1"
+    with bench_environment("scorecard", database=DATABASE, recreate=not complete, keep=keep):
         yield bool(complete)
-    finally:
-        with contextlib.suppress(Exception):
-            from django.db import connections
-
-            connections.close_all()
-        if os.environ.get("BENCH_SCORECARD_DROP") == "1":
-            _maintenance(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-            print(f"dropped database {DATABASE} (BENCH_SCORECARD_DROP=1)")
 
 
 # --- the population -------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from performance import views_scorecards as views
+from performance import views_site_scorecards as site_views
 
 urlpatterns = [
     path("studies/<int:study_id>/scorecard/", views.study_scorecard_page, name="study-scorecard"),
@@ -28,9 +29,9 @@ urlpatterns = [
     ),
     path(
         "study-sites/<int:study_site_id>/scorecard/",
-        views.study_site_scorecard,
+        site_views.study_site_scorecard,
         name="study-site-scorecard",
     ),
-    path("my-site/scorecards/", views.site_scorecards, name="site-scorecards"),
-    path("sites/<int:site_id>/scorecards/", views.site_history, name="site-history"),
+    path("my-site/scorecards/", site_views.site_scorecards, name="site-scorecards"),
+    path("sites/<int:site_id>/scorecards/", site_views.site_history, name="site-history"),
 ]

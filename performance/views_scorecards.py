@@ -1,5 +1,5 @@
-"""Scorecard pages: a study's scorecard (and its CSV), its settings and recognitions, a
-study-site's monthly history, and a site's scorecards across studies.
+"""Scorecard pages of a study: its scorecard (and its CSV), its settings and recognitions
+(a study-site's and a site's pages are in ``views_site_scorecards``).
 
 Same rules as ``trialhub.views``: studies, study-sites and sites come through the selectors
 (404 outside reach), 403 only for people who see a page but may not act on it, every write
@@ -18,7 +18,7 @@ import statistics
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -27,33 +27,25 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from performance.forms_scorecards import (
     AnnounceForm,
     AwardForm,
-    HistoryMonthsForm,
     ScorecardFilterForm,
     ScorecardSettingsForm,
     safe_period,
 )
-from performance.kpis import study_kpis_series
 from performance.models import MetricSnapshot
 from performance.permissions import can_manage_scorecard
 from performance.scorecards import (
     DEFAULT_KPI_SETTINGS,
     DEFAULT_MINIMUM_KPIS,
     HIGHER,
-    KpiCell,
+    TREND_MONTHS,
     Scorecard,
     ScorecardSettings,
-    composite,
-    default_period,
-    months_back,
-    rag,
-    ranks,
     study_settings,
 )
 from performance.selectors.scorecards import (
     is_site_user,
     recognitions_for_user,
     scorecard_for_user,
-    site_history_for_user,
 )
 from performance.services.scorecards import (
     quarter_label,
@@ -64,10 +56,8 @@ from performance.services.scorecards import (
 )
 from performance.templatetags.scorecard_tags import kpi_value
 from sites.models import StudySiteStatus
-from sites.selectors import own_site_for_user, site_for_user, study_site_for_user
 from trialhub.selectors import study_for_user
 
-TREND_MONTHS = 12
 STATUS_LABELS = dict(StudySiteStatus.choices)
 
 
@@ -443,113 +433,3 @@ def study_recognitions_announce(request: HttpRequest, study_id: int) -> HttpResp
                 f"“{message.subject}” is {message.get_status_display().lower()}.",
             )
     return redirect(reverse("study-scorecard", args=[study.id]) + "#recognitions")
-
-
-# --- a study-site's history -------------------------------------------------------------------
-
-
-@login_required
-@require_GET
-def study_site_scorecard(request: HttpRequest, study_site_id: int) -> HttpResponse:
-    """One study-site month by month: composite, rank of N and every KPI with its RAG, from
-    one KPI series of the whole study (four queries for any number of months and sites)."""
-    study_site = study_site_for_user(request.user, study_site_id)
-    study = study_site.study
-    form = HistoryMonthsForm(
-        request.GET if "months" in request.GET else None, initial={"months": TREND_MONTHS}
-    )
-    count = (form.cleaned_data["months"] or TREND_MONTHS) if form.is_valid() else TREND_MONTHS
-    settings = study_settings(study)
-    period = default_period(study, timezone.localdate())
-    months = months_back(period, count)
-    series = study_kpis_series(
-        study=study, periods=months, minimum_samples=settings.minimum_samples
-    )
-    counted = set(settings.counted)
-    history = []
-    for month in months:
-        scores = {site_id: composite(kpis, settings) for site_id, kpis in series[month].items()}
-        month_ranks = ranks(scores)
-        own = series[month][study_site.id]
-        history.append(
-            {
-                "month": month,
-                "score": scores[study_site.id],
-                "rank": month_ranks[study_site.id],
-                "ranked": sum(score is not None for score in scores.values()),
-                "kpis": {
-                    slug: KpiCell(
-                        value.value, value.n, rag(value.value, settings.kpis[slug]), slug in counted
-                    )
-                    for slug, value in own.items()
-                },
-            }
-        )
-    chart = {
-        "labels": [f"{entry['month']:%Y-%m}" for entry in history],
-        "series": [{"label": study_site.site.name, "data": [entry["score"] for entry in history]}],
-    }
-    scored = [entry for entry in history if entry["score"] is not None]
-    context = {
-        "study_site": study_site,
-        "study": study,
-        "site": study_site.site,
-        "settings": settings,
-        "kpis": list(settings.kpis.items()),
-        "current": history[-1],
-        "history": list(reversed(history)),
-        "period": period,
-        "months_form": form,
-        "months": count,
-        "chart": chart,
-        "chart_summary": (
-            f"Composite score (0–100) of {study_site.site.name} on {study.code}, month by month "
-            f"for the {count} months to {period:%B %Y}; {len(scored)} of them have a score. "
-            "The table below lists every number."
-        ),
-        "site_user": is_site_user(request.user),
-    }
-    return render(request, "performance/scorecards/study_site.html", context)
-
-
-# --- a site's scorecards across studies -------------------------------------------------------
-
-
-def _site_history_context(request: HttpRequest, site) -> dict:
-    today = timezone.localdate()
-    site_user = is_site_user(request.user)
-    history = site_history_for_user(request.user, site, today=today, months=TREND_MONTHS)
-    for entry in history:
-        entry["kpis"] = list(entry["settings"].kpis.items())
-    recognitions = (
-        recognitions_for_user(request.user)
-        .filter(study_site__site=site)
-        .order_by("-quarter", "study_site__study__code")
-    )
-    if site_user:
-        recognitions = recognitions.filter(announced_at__isnull=False)
-    for recognition in recognitions:
-        recognition.label = quarter_label(recognition.quarter)
-    return {"site": site, "history": history, "recognitions": recognitions, "site_user": site_user}
-
-
-@login_required
-@require_GET
-def site_scorecards(request: HttpRequest) -> HttpResponse:
-    """A site's own scorecards on every study and sponsor (site people only; 404 otherwise)."""
-    site = own_site_for_user(request.user)
-    if site is None:
-        raise Http404("Only a site's people have their own scorecards.")
-    context = _site_history_context(request, site)
-    context["own"] = True
-    return render(request, "performance/scorecards/site_history.html", context)
-
-
-@login_required
-@require_GET
-def site_history(request: HttpRequest, site_id: int) -> HttpResponse:
-    """A site's scorecards on the studies of it the viewer can see (a sponsor: its own)."""
-    site = site_for_user(request.user, site_id)
-    context = _site_history_context(request, site)
-    context["own"] = False
-    return render(request, "performance/scorecards/site_history.html", context)

@@ -38,7 +38,7 @@ from django.utils import timezone
 from comms.models import Channel, Delivery, DeliveryKind, DeliveryState
 from comms.services import digest_emails_deliver, digests_build
 from performance.kpis import elapsed_fraction
-from performance.models import PracticeNote, Recognition, ScorecardConfig, Survey
+from performance.models import COUNT_FIELDS, PracticeNote, Recognition, ScorecardConfig, Survey
 from performance.services.metrics import metric_snapshots_upsert
 from performance.services.practices import practice_note_create, practice_note_publish
 from performance.services.scorecards import (
@@ -429,23 +429,7 @@ def _site_rows(
 def _sparse_rows(study_site: StudySite, months: list[datetime.date]) -> list[dict]:
     """Bordeaux: nobody screened in the feed's first month, two in the second (one failed,
     one still in screening), after the recovery plan's monitoring visit."""
-    empty = dict.fromkeys(
-        (
-            "screened",
-            "screen_failures",
-            "enrolled",
-            "discontinued",
-            "crf_pages",
-            "queries_opened",
-            "queries_resolved",
-            "query_resolution_days",
-            "deviations_major",
-            "deviations_minor",
-            "sae_late",
-            "monitoring_visits",
-        ),
-        0,
-    )
+    empty = dict.fromkeys(COUNT_FIELDS, 0)
     quiet = {**empty, "data_entry_lag_days": None}
     restart = {
         **empty,
