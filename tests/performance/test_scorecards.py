@@ -286,3 +286,15 @@ def test_the_daily_task_awards_the_last_complete_quarter(scored):
     assert (recognition.study_site_id, recognition.quarter) == (scored.ss_a2.id, JAN)
     assert recognitions_award_due(today=datetime.date(2026, 4, 3)) == 1, "idempotent"
     assert recognitions_award_due(today=datetime.date(2026, 7, 1)) == 0, "no snapshot in Q2"
+
+
+def test_the_site_dashboard_shows_its_announced_recognitions_only(scored, client_as):
+    recognitions_award(study=scored.study_a, quarter=JAN)
+    assert Recognition.objects.get().study_site_id == scored.ss_a2.id
+    coordinator = client_as(scored.site_coord_2)
+    assert "Top quartile" not in coordinator.get("/").content.decode(), "not announced yet"
+    recognitions_announce(study=scored.study_a, quarter=JAN, actor=scored.sponsor_lead_a)
+    page = coordinator.get("/").content.decode()
+    assert "Top quartile, Q1 2026" in page and "A-001" in page
+    for other in (scored.site_coord_1, scored.sponsor_lead_a, scored.cro_pm):
+        assert "Top quartile" not in client_as(other).get("/").content.decode()
