@@ -11,7 +11,13 @@ from django.http import Http404
 from django.utils import timezone
 
 from comms.models import Message
-from performance.kpis import KpiValue, study_kpis, study_kpis_series
+from performance.kpis import (
+    KpiValue,
+    study_kpis,
+    study_kpis_series,
+    study_kpis_series_with_totals,
+    study_totals,
+)
 from performance.models import COUNT_FIELDS, MetricSnapshot, Recognition, ScorecardConfig
 from performance.scorecards import (
     DEFAULT_KPI_SETTINGS,
@@ -30,9 +36,11 @@ from performance.services.scorecards import (
     recognitions_award_due,
     scorecard_config_update,
 )
+from tests.performance.test_kpis import acknowledged, key_message_to
 from trialhub.models import RoleAssignment, StudyRole
 
 pytestmark = pytest.mark.django_db
+UTC = datetime.UTC
 JAN, FEB, MAR = (datetime.date(2026, month, 1) for month in (1, 2, 3))
 TODAY = datetime.date(2026, 4, 15)
 EVT, LAG, SFR = (
@@ -152,9 +160,19 @@ def test_the_trend_pass_gives_the_same_kpis_as_one_month_at_a_time(scored, world
     RoleAssignment.objects.filter(study_site=world.ss_a1, role=StudyRole.CRA).update(
         start_date=datetime.date(2025, 6, 1)
     )
+    # Acknowledgements in January (odd count: 3), February (even: 4 in all) and at March's end.
+    acks = [(JAN, 9, 5.5), (JAN, 12, 2.25), (JAN, 20, 30), (FEB, 3, 7.125), (MAR, 31, 1)]
+    for month, day, hours in acks:
+        delivered = datetime.datetime.combine(month.replace(day=day), datetime.time(8), UTC)
+        acknowledged(key_message_to(world, world.ss_a1), delivered, hours)
+    acknowledged(key_message_to(world, world.ss_a2), datetime.datetime(2026, 2, 2, tzinfo=UTC), 3)
     series = study_kpis_series(study=world.study_a, periods=[JAN, FEB, MAR])
     for month in (JAN, FEB, MAR):
         assert series[month] == study_kpis(study=world.study_a, period=month), month
+    assert series[FEB][world.ss_a1.id]["key_ack_hours"] == KpiValue(6.3125, 4)
+    _, totals = study_kpis_series_with_totals(study=world.study_a, periods=[JAN, FEB])
+    assert totals == study_totals(study=world.study_a, period=FEB)
+    assert totals["key_ack_hours"] == KpiValue(5.5, 5)
 
 
 def test_study_totals_are_attached_on_request(scored):
