@@ -32,6 +32,11 @@ urlpatterns = [
         site_views.study_site_scorecard,
         name="study-site-scorecard",
     ),
+    path(
+        "study-sites/<int:study_site_id>/scorecard.csv",
+        site_views.study_site_scorecard_csv,
+        name="study-site-scorecard-csv",
+    ),
     path("my-site/scorecards/", site_views.site_scorecards, name="site-scorecards"),
     path("sites/<int:site_id>/scorecards/", site_views.site_history, name="site-history"),
 ]

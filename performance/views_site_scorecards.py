@@ -1,16 +1,20 @@
 """Scorecard pages of one study-site and of one site across its studies.
 
-A study-site's monthly history (``/study-sites/<id>/scorecard/``), a site's own scorecards
-across every study and sponsor (``/my-site/scorecards/``, site people) and a site's history
-as a sponsor or CRO sees it (``/sites/<id>/scorecards/``, their own studies only). Tenancy
-comes from ``sites.selectors`` and ``performance.selectors.scorecards``: 404 outside reach.
+A study-site's monthly history (``/study-sites/<id>/scorecard/``, and ``scorecard.csv``), a
+site's own scorecards across every study and sponsor (``/my-site/scorecards/``, site people)
+and a site's history as a sponsor or CRO sees it (``/sites/<id>/scorecards/``, their own
+studies only). Tenancy comes from ``sites.selectors`` and ``performance.selectors.scorecards``:
+404 outside reach.
 """
 
 from __future__ import annotations
 
+import csv
+
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
@@ -37,11 +41,10 @@ from sites.selectors import own_site_for_user, site_for_user, study_site_for_use
 # --- a study-site's history -------------------------------------------------------------------
 
 
-@login_required
-@require_GET
-def study_site_scorecard(request: HttpRequest, study_site_id: int) -> HttpResponse:
-    """One study-site month by month: composite, rank of N and every KPI with its RAG, from
-    one KPI series of the whole study (four queries for any number of months and sites)."""
+def _study_site_history(request: HttpRequest, study_site_id: int) -> dict:
+    """A study-site's months as the page shows them (``?months=``, 12 by default), oldest
+    first: composite, rank of N and every KPI with its RAG, from one KPI series of the whole
+    study (four queries for any number of months and sites). 404 outside reach."""
     study_site = study_site_for_user(request.user, study_site_id)
     study = study_site.study
     form = HistoryMonthsForm(
@@ -74,31 +77,69 @@ def study_site_scorecard(request: HttpRequest, study_site_id: int) -> HttpRespon
                 },
             }
         )
+    return {
+        "study_site": study_site,
+        "study": study,
+        "settings": settings,
+        "period": period,
+        "months_form": form,
+        "months": count,
+        "history": history,
+    }
+
+
+@login_required
+@require_GET
+def study_site_scorecard(request: HttpRequest, study_site_id: int) -> HttpResponse:
+    """One study-site month by month (see ``_study_site_history``), newest first."""
+    data = _study_site_history(request, study_site_id)
+    study_site, study, history = data["study_site"], data["study"], data["history"]
+    count, period = data["months"], data["period"]
     chart = {
         "labels": [f"{entry['month']:%Y-%m}" for entry in history],
         "series": [{"label": study_site.site.name, "data": [entry["score"] for entry in history]}],
     }
     scored = [entry for entry in history if entry["score"] is not None]
+    csv_query = f"?months={count}" if "months" in request.GET else ""
     context = {
-        "study_site": study_site,
-        "study": study,
+        **data,
         "site": study_site.site,
-        "settings": settings,
-        "kpis": list(settings.kpis.items()),
+        "kpis": list(data["settings"].kpis.items()),
         "current": history[-1],
         "history": list(reversed(history)),
-        "period": period,
-        "months_form": form,
-        "months": count,
         "chart": chart,
         "chart_summary": (
             f"Composite score (0–100) of {study_site.site.name} on {study.code}, month by month "
             f"for the {count} months to {period:%B %Y}; {len(scored)} of them have a score. "
             "The table below lists every number."
         ),
+        "csv_url": reverse("study-site-scorecard-csv", args=[study_site.id]) + csv_query,
         "site_user": is_site_user(request.user),
     }
     return render(request, "performance/scorecards/study_site.html", context)
+
+
+@login_required
+@require_GET
+def study_site_scorecard_csv(request: HttpRequest, study_site_id: int) -> HttpResponse:
+    """The page's months as CSV, newest first like the page: month, score, rank, ranked (N),
+    then per KPI its value, n and RAG."""
+    data = _study_site_history(request, study_site_id)
+    study_site, study = data["study_site"], data["study"]
+    slugs = list(data["settings"].kpis)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    filename = f"{study.code}-study-site-{study_site.id}-scorecard-{data['period']:%Y-%m}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    writer = csv.writer(response)
+    header = ["month", "score", "rank", "ranked"]
+    writer.writerow(header + [f"{slug}{suffix}" for slug in slugs for suffix in ("", "_n", "_rag")])
+    for entry in reversed(data["history"]):
+        line = [f"{entry['month']:%Y-%m}", entry["score"], entry["rank"], entry["ranked"]]
+        for slug in slugs:
+            kpi = entry["kpis"][slug]
+            line.extend([kpi.value, kpi.n, kpi.rag])
+        writer.writerow(["" if value is None else value for value in line])
+    return response
 
 
 # --- a site's scorecards across studies -------------------------------------------------------
