@@ -43,7 +43,6 @@ from __future__ import annotations
 import datetime
 from bisect import bisect_left
 from dataclasses import dataclass, fields
-from operator import itemgetter
 from typing import NamedTuple
 
 from django.db import connection
@@ -183,17 +182,27 @@ def _snapshot_sums(study: Study, ends: list[datetime.date]) -> dict[datetime.dat
         name: Window(aggregate, partition_by=[F("study_site_id")], order_by=F("period").asc())
         for name, aggregate in sums.items()
     }
-    rows = snapshots.annotate(**running).values("study_site_id", "period", *running).order_by()
-    months: dict[int, list[tuple[datetime.date, dict]]] = {}
-    for row in sorted(rows, key=itemgetter("study_site_id", "period")):
-        months.setdefault(row.pop("study_site_id"), []).append((row.pop("period"), _sums(row)))
+    # Read with a plain cursor (the raw numbers need no Django converters), in site and
+    # month order; only each end's last row becomes a dict.
+    query = snapshots.annotate(**running).values_list("study_site_id", "period", *running)
+    sql, params = query.order_by("study_site_id", "period").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    names = [name.removeprefix("sum_") for name in running]
     by_end: dict[datetime.date, dict] = {end: {} for end in ends}
-    for site_id, site_months in months.items():
-        periods = [period for period, _ in site_months]
+    first = 0
+    while first < len(rows):
+        site_id, last = rows[first][0], first
+        while last < len(rows) and rows[last][0] == site_id:
+            last += 1
+        periods = [row[1] for row in rows[first:last]]
         for end in ends:
-            last = bisect_left(periods, end) - 1
-            if last >= 0:
-                by_end[end][site_id] = site_months[last][1]
+            before = bisect_left(periods, end)
+            if before:
+                values = rows[first + before - 1][2:]
+                by_end[end][site_id] = {n: v or 0 for n, v in zip(names, values, strict=True)}
+        first = last
     return by_end
 
 
@@ -377,12 +386,6 @@ def _site_inputs(study_site: dict, end: datetime.date, sums, acks, cras) -> KpiI
     return inputs
 
 
-def _ratio(numerator: float, denominator: float, n: int, minimum: int) -> KpiValue:
-    if not denominator or n < minimum:
-        return KpiValue(None, n)
-    return KpiValue(round(numerator / denominator, ROUNDING), n)
-
-
 def kpis_from_inputs(
     inputs: KpiInputs, *, fraction: float | None, minimum_samples: dict[str, int]
 ) -> dict[str, KpiValue]:
@@ -390,7 +393,9 @@ def kpis_from_inputs(
     minimum = {**DEFAULT_MINIMUM_SAMPLES, **minimum_samples}
 
     def ratio(slug: str, numerator: float, denominator: float, n: int) -> KpiValue:
-        return _ratio(numerator, denominator, n, minimum.get(slug, 0))
+        if not denominator or n < minimum.get(slug, 0):
+            return KpiValue(None, n)
+        return KpiValue(round(numerator / denominator, ROUNDING), n)
 
     expected = inputs.target * fraction if fraction else 0
     ack = inputs.ack_median if inputs.ack_n else None
