@@ -155,14 +155,42 @@ def _history_entry(entry: dict) -> dict:
     }
 
 
+class MeasureSerializer(serializers.Serializer):
+    value = serializers.FloatField(allow_null=True, help_text="null: nothing to measure (n = 0).")
+    n = serializers.IntegerField()
+
+
+class FeedbackMeansSerializer(serializers.Serializer):
+    communication_clarity = serializers.FloatField(allow_null=True)
+    support = serializers.FloatField(allow_null=True)
+    cra_responsiveness = serializers.FloatField(allow_null=True)
+
+
+class FeedbackSerializer(serializers.Serializer):
+    n = serializers.IntegerField(help_text="Survey answers attributed to the CRO.")
+    hidden = serializers.BooleanField(help_text="Fewer than 3 answers: means withheld.")
+    means = FeedbackMeansSerializer(help_text="1–5; empty when there is no answer.")
+
+
+class CroScoreSerializer(serializers.Serializer):
+    cro = inline_serializer(
+        "CroRef", {"id": serializers.IntegerField(), "name": serializers.CharField()}
+    )
+    studies = serializers.ListField(child=serializers.IntegerField())
+    study_sites = serializers.IntegerField(help_text="Study-sites its CRAs monitored in 12 months.")
+    cra_turnover = MeasureSerializer()
+    messages_per_site_week = MeasureSerializer()
+    key_ack_hours = MeasureSerializer()
+    activation_days = MeasureSerializer()
+    first_patient_days = MeasureSerializer()
+    feedback = FeedbackSerializer()
+
+
 class CroScorecardView(APIView):
     @extend_schema(
         responses=inline_serializer(
             "CroScorecard",
-            {
-                "study": serializers.IntegerField(),
-                "cros": serializers.ListField(child=serializers.DictField()),
-            },
+            {"study": serializers.IntegerField(), "cros": CroScoreSerializer(many=True)},
         ),
         summary="The scorecard of the CROs engaged on a study",
         description="Per CRO: cra_turnover, messages_per_site_week, key_ack_hours, "
