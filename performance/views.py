@@ -21,6 +21,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
+from performance.exports import csv_row
 from performance.forms import (
     CSV_COLUMNS,
     MetricConfirmForm,
@@ -75,8 +76,7 @@ def metrics_template(request: HttpRequest, study_id: int) -> HttpResponse:
     for study_site in study_sites.order_by("site__name", "id"):
         snapshot = stored.get(study_site.id)
         values = [getattr(snapshot, field) if snapshot else "" for field in VALUE_FIELDS]
-        values = ["" if value is None else value for value in values]
-        writer.writerow([study_site.id, study_site.site.name, f"{period:%Y-%m}", *values])
+        writer.writerow(csv_row([study_site.id, study_site.site.name, f"{period:%Y-%m}", *values]))
     return response
 
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from performance.cro import WINDOW_WEEKS, CroScore
+from performance.exports import csv_row
 from performance.selectors.cro import cro_scorecard_for_user, cro_track_record_for_user
 from trialhub.models import OrganizationKind
 from trialhub.permissions import membership_of
@@ -58,7 +59,7 @@ def _cro_csv(scores: list[CroScore], filename: str) -> HttpResponse:
         feedback = data["feedback"]
         line.append(feedback["n"])
         line.extend(feedback["means"].get(question) for question in FEEDBACK_QUESTIONS)
-        writer.writerow(["" if value is None else value for value in line])
+        writer.writerow(csv_row(line))
     return response
 
 

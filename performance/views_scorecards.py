@@ -24,6 +24,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from performance.exports import csv_row
 from performance.forms_scorecards import (
     AnnounceForm,
     AwardForm,
@@ -315,7 +316,7 @@ def study_scorecard_csv(request: HttpRequest, study_id: int) -> HttpResponse:
         for slug in slugs:
             kpi = row.kpis[slug]
             line.extend([kpi.value, kpi.n, kpi.rag])
-        writer.writerow(["" if value is None else value for value in line])
+        writer.writerow(csv_row(line))
     return response
 
 

@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from performance.exports import csv_row
 from performance.forms_scorecards import HistoryMonthsForm
 from performance.kpis import study_kpis_series
 from performance.scorecards import (
@@ -138,7 +139,7 @@ def study_site_scorecard_csv(request: HttpRequest, study_site_id: int) -> HttpRe
         for slug in slugs:
             kpi = entry["kpis"][slug]
             line.extend([kpi.value, kpi.n, kpi.rag])
-        writer.writerow(["" if value is None else value for value in line])
+        writer.writerow(csv_row(line))
     return response
 
 

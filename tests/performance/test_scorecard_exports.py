@@ -301,3 +301,18 @@ def test_history_csv_queries_do_not_grow_with_sites_or_months(
     assert rows[0]["ranked"] == str(2 + extra)
     with django_assert_max_num_queries(12):
         assert len(read_dicts(client.get(history_csv(scored.ss_a1), {"months": "36"}))) == 36
+
+
+def test_formula_like_text_is_defused_in_every_export():
+    from performance.exports import csv_row
+
+    assert csv_row(['=HYPERLINK("x")', "+1", "-cmd", "@SUM(A1)", "Charité", None, -3, 0.5]) == [
+        '\'=HYPERLINK("x")',
+        "'+1",
+        "'-cmd",
+        "'@SUM(A1)",
+        "Charité",
+        "",
+        -3,
+        0.5,
+    ]
