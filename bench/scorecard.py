@@ -161,26 +161,12 @@ def _month(index: int) -> datetime.date:
 
 def _snapshot_values(rng: random.Random, site: dict, month: datetime.date, opened_so_far: int):
     """One month's realistic counts for a site; nothing happens before its activation."""
+    from performance.models import COUNT_FIELDS
+
     activated = site["activated_on"]
     live = activated is not None and month >= activated.replace(day=1)
     if not live:
-        return dict.fromkeys(
-            (
-                "screened",
-                "screen_failures",
-                "enrolled",
-                "discontinued",
-                "crf_pages",
-                "queries_opened",
-                "queries_resolved",
-                "query_resolution_days",
-                "deviations_major",
-                "deviations_minor",
-                "sae_late",
-                "monitoring_visits",
-            ),
-            0,
-        ) | {"data_entry_lag_days": None}
+        return dict.fromkeys(COUNT_FIELDS, 0) | {"data_entry_lag_days": None}
     tiny, pace, quality = site["tiny"], site["pace"], site["quality"]
     screened = rng.randint(0, 1) if tiny else max(0, round(rng.gauss(pace * 1.6, 1.2)))
     screen_failures = sum(rng.random() < 0.15 + 0.3 * (1 - quality) for _ in range(screened))

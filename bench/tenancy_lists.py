@@ -19,18 +19,13 @@ from __future__ import annotations
 import datetime
 import math
 import os
-import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT_DIR))
+from _common import bench_environment
 
 BENCH_DATABASE = "trialhub_bench"
 RUNS = int(os.environ.get("BENCH_RUNS", "30"))
@@ -42,48 +37,6 @@ BUDGET_MS = 1000 * float(os.environ.get("BENCH_BUDGET_SECONDS", "3"))
 
 
 # --- a database of our own ------------------------------------------------------------------
-
-
-def _server_url() -> str:
-    from trialhub.embedded import EMBEDDED_DATABASE_URL
-
-    return os.environ.get("DATABASE_URL") or EMBEDDED_DATABASE_URL
-
-
-def _maintenance(sql: str) -> None:
-    """Run one statement on the server's ``postgres`` database (CREATE/DROP DATABASE)."""
-    import psycopg2
-
-    parts = urlsplit(_server_url())
-    connection = psycopg2.connect(
-        host=parts.hostname,
-        port=parts.port or 5432,
-        user=parts.username,
-        password=parts.password,
-        dbname="postgres",
-        **dict(parse_qsl(parts.query)),
-    )
-    try:
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
-    finally:
-        connection.close()
-
-
-def create_bench_database() -> None:
-    _maintenance(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
-    _maintenance(f'CREATE DATABASE "{BENCH_DATABASE}"')
-    # Settings read DATABASE_URL when django.setup() imports them: point it at our database.
-    parts = urlsplit(_server_url())
-    os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{BENCH_DATABASE}"))
-
-
-def drop_bench_database() -> None:
-    from django.db import connections
-
-    connections.close_all()
-    _maintenance(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
 
 
 def empty_tables() -> None:
@@ -491,46 +444,15 @@ def print_peers(results: dict[str, dict]) -> None:
     print("\nQueries vs rows: " + ", ".join(growth))
 
 
-def _memory() -> str:
-    try:
-        with open("/proc/meminfo") as meminfo:
-            kib = int(meminfo.readline().split()[1])
-    except (OSError, ValueError, IndexError):
-        return "memory unknown"
-    return f"{kib / 1024**2:.1f} GiB RAM"
-
-
 def main() -> None:
-    create_bench_database()
-    try:
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trialhub.settings")
-        import django
-
-        django.setup()
-        from django.conf import settings
-        from django.core.management import call_command
-        from django.db import connection
-
-        # Hashing is not under test; DEBUG off as in production (no query log, no template debug).
-        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-        settings.DEBUG = False
-        call_command("migrate", verbosity=0, interactive=False)
-        with connection.cursor() as cursor:
-            cursor.execute("SHOW server_version")
-            server_version = cursor.fetchone()[0]
-        print(
-            f"PostgreSQL {server_version}, Python {platform.python_version()}, "
-            f"Django {django.get_version()}, {os.cpu_count()} CPUs, {_memory()}; "
-            f"{WARMUPS} warm-ups, {RUNS} timed runs per read; database {BENCH_DATABASE}",
-            flush=True,
-        )
+    # The common bench setup: own database, migrated, DEBUG off, dropped at the end.
+    with bench_environment("tenancy", database=BENCH_DATABASE):
+        print(f"{WARMUPS} warm-ups, {RUNS} timed runs per read", flush=True)
         figures, peers = {}, {}
         for size in (SMALL, LARGE):
             figures[size.name], peers[size.name] = run_size(size)
         print_table(figures, "Tenancy-scoped reads (queries must not grow with rows)")
         print_peers(peers)
-    finally:
-        drop_bench_database()
 
 
 if __name__ == "__main__":

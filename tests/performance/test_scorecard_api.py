@@ -7,15 +7,13 @@ from __future__ import annotations
 import datetime
 
 import pytest
-from django.utils import timezone
 
-from comms.models import Delivery, DeliveryKind, MessageStatus
-from comms.services import message_approve, message_deliver, message_draft_create, message_send
+from comms.models import Delivery, DeliveryKind
 from performance.kpis import KPI_SLUGS
-from performance.models import COUNT_FIELDS, MetricSnapshot, Survey, SurveyResponse
-from sites.models import StudySite
+from performance.models import COUNT_FIELDS, MetricSnapshot
 from sites.services import study_site_create
-from tests.factories import member, site_org
+from tests.factories import site_org
+from tests.performance.cro_world import build_cro_world
 from trialhub.models import RoleAssignment, StudyRole
 
 pytestmark = pytest.mark.django_db
@@ -152,50 +150,16 @@ def cro_world(world):
     """Study B: the shared CRO monitors Site One (two CRAs this year: a change), the B-only
     CRO Site Three. Site One was selected 59 days before activation and enrolled 10 days
     after it. Four survey answers about the shared CRO, one about the B-only CRO."""
-    w = world
-    w.cra_b = member(w.cro_b, "cra_b")
-    today = timezone.localdate()
-    RoleAssignment.objects.create(
-        user=w.cra_2, role=StudyRole.CRA, study=w.study_b, study_site=w.ss_b1,
-        start_date=today - datetime.timedelta(days=40),
-    )  # fmt: skip
-    RoleAssignment.objects.create(
-        user=w.cra_b, role=StudyRole.CRA, study=w.study_b, study_site=w.ss_b3,
-        start_date=today - datetime.timedelta(days=100),
-    )  # fmt: skip
-    StudySite.objects.filter(pk=w.ss_b1.pk).update(
-        selected_on=datetime.date(2026, 1, 1),
-        activated_on=datetime.date(2026, 3, 1),
-        first_patient_in_on=datetime.date(2026, 3, 11),
+    return build_cro_world(
+        world,
+        shared_answers=[
+            (5, 4, 3, "Great CRA at Site One"),
+            (4, 4, 4, ""),
+            (3, 5, 5, ""),
+            (4, 3, 4, ""),
+        ],
+        b_only_answers=[(2, 2, 2, "Slow replies")],
     )
-    survey = Survey.objects.create(
-        study=w.study_b, title="Q3 feedback", opened_by=w.sponsor_lead_b,
-        opened_by_organization=w.sponsor_b,
-    )  # fmt: skip
-    answers = [
-        (w.cro, 5, 4, 3, "Great CRA at Site One"),
-        (w.cro, 4, 4, 4, ""),
-        (w.cro, 3, 5, 5, ""),
-        (w.cro, 4, 3, 4, ""),
-        (w.cro_b, 2, 2, 2, "Slow replies"),
-    ]
-    for index, (cro, clarity, support, cra, comment) in enumerate(answers):
-        SurveyResponse.objects.create(
-            survey=survey, study_site=w.ss_b1 if cro == w.cro else w.ss_b3,
-            respondent=member(w.site_org_1 if cro == w.cro else w.site_org_3, f"answer_{index}"),
-            cro=cro, communication_clarity=clarity, support=support, cra_responsiveness=cra,
-            comment=comment,
-        )  # fmt: skip
-    # One milestone notice (key: delivered stand-alone) from the shared CRO to Site One.
-    draft = message_draft_create(
-        actor=w.cro_pm, study=w.study_b, category="study_milestone", subject="Site activated",
-        body="Recruitment may start.", audience={"study_sites": [w.ss_b1.id]},
-    )  # fmt: skip
-    message = message_send(message=draft, actor=w.cro_pm)
-    if message.status == MessageStatus.PENDING_APPROVAL:
-        message = message_approve(message=message, actor=w.sponsor_lead_b)
-    message_deliver(message_id=message.id)
-    return w
 
 
 def cro_entry(body: dict, cro) -> dict:
